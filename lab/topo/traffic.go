@@ -1,0 +1,129 @@
+package topo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Listen opens a listener inside the host.
+func (h *Host) Listen(network, addr string) (net.Listener, error) {
+	var l net.Listener
+	err := h.Do(func() (err error) {
+		l, err = net.Listen(network, addr)
+		return err
+	})
+	return l, err
+}
+
+// ListenPacket opens a packet socket (UDP) inside the host.
+func (h *Host) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := h.Do(func() (err error) {
+		c, err = net.ListenPacket(network, addr)
+		return err
+	})
+	return c, err
+}
+
+// Dial connects from inside the host.
+func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := h.Do(func() (err error) {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// ServeHTTP serves HTTP on addr inside the host until cleanup. Every
+// request is answered with the host's name, so a client can tell which
+// real server it reached.
+func (h *Host) ServeHTTP(addr string) {
+	h.net.tb.Helper()
+	h.ServeHandler(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, h.Name)
+	}))
+}
+
+// ServeHandler serves handler on addr inside the host until cleanup.
+func (h *Host) ServeHandler(addr string, handler http.Handler) {
+	h.net.tb.Helper()
+	l, err := h.Listen("tcp", addr)
+	h.must(err, "listen on %s", addr)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	h.net.tb.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+}
+
+// HTTPClient returns a client whose connections start inside the host.
+// Keep-alives are off: each request is a new connection, so each is
+// scheduled by IPVS afresh.
+func (h *Host) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext:       h.Dial,
+			DisableKeepAlives: true,
+			Proxy:             nil,
+		},
+	}
+}
+
+// Get fetches url from inside the host and returns the body, trimmed.
+func (h *Host) Get(url string) (string, error) {
+	resp, err := h.HTTPClient(5 * time.Second).Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Fetch gets url n times, each over a new connection, and returns the
+// bodies in order. Any failure fails the test.
+func (h *Host) Fetch(url string, n int) []string {
+	h.net.tb.Helper()
+	out := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		body, err := h.Get(url)
+		h.must(err, "fetch %d of %d from %s", i+1, n, url)
+		out = append(out, body)
+	}
+	return out
+}
+
+// WaitHTTP polls url from inside the host until it answers or the
+// deadline passes. It is for waiting on a server that is starting, whose
+// readiness cannot otherwise be observed from here.
+func (h *Host) WaitHTTP(url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = h.Get(url); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.Join(fmt.Errorf("%s did not answer from %s within %v", url, h.Name, within), err)
+}
