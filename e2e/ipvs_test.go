@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"net/netip"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/cloudflare/ipvs"
@@ -181,4 +183,30 @@ func maskFor(a netip.Addr) netmask.Mask {
 		return netmask.MaskFrom(32, 32)
 	}
 	return netmask.MaskFrom(128, 128)
+}
+
+// TestRealIpvsadmSeesTheTable: the real ipvsadm, copied from the host
+// with its libraries, runs in the guest and reads what we programmed. It
+// is the peer later tests compare directorctl with.
+func TestRealIpvsadmSeesTheTable(t *testing.T) {
+	t.Parallel()
+	n := topo.New(t)
+	dir := n.Host("dir")
+	c := ipvsIn(t, dir)
+	svc := tcpService("192.0.2.10", 80, "wlc")
+	virtualService(t, c, svc, ipvs.Masquerade, "10.0.1.11:8080")
+	var out strings.Builder
+	cmd := exec.Command("/bin/ipvsadm", "-S", "-n")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	p, err := dir.StartCmd(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("ipvsadm -S -n: %v\n%s", err, out.String())
+	}
+	want := "-A -t 192.0.2.10:80 -s wlc\n-a -t 192.0.2.10:80 -r 10.0.1.11:8080 -m -w 1\n"
+	if out.String() != want {
+		t.Fatalf("ipvsadm -S -n printed\n%s\nwant\n%s", out.String(), want)
+	}
 }

@@ -127,7 +127,7 @@ func WriteInitramfs(dst, init string, k *Kernel, nonce string, p Payload) error 
 		a.CopyFile(dst, 0o644, m)
 		spec.Modules = append(spec.Modules, "/"+dst)
 	}
-	for _, pf := range p.Files {
+	for _, pf := range dedupe(p.Files) {
 		mode := pf.Mode
 		if mode == 0 {
 			mode = 0o755

@@ -175,6 +175,7 @@ func cmdTest(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs, 20*time.Minute)
 	runRE := fs.String("run", "", "run only tests matching this regexp (as go test -run)")
+	hostTools := fs.String("host-tools", "ipvsadm", "comma-separated host programs to copy into the guest with their libraries")
 	testTimeout := fs.Duration("test.timeout", 15*time.Minute, "per test binary timeout inside the guest")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -202,6 +203,16 @@ func cmdTest(ctx context.Context, args []string) error {
 		return err
 	}
 	payload.Files = append(payload.Files, bins...)
+	for _, tool := range strings.Split(*hostTools, ",") {
+		if tool = strings.TrimSpace(tool); tool == "" {
+			continue
+		}
+		files, err := lab.HostBinary(ctx, tool)
+		if err != nil {
+			return err
+		}
+		payload.Files = append(payload.Files, files...)
+	}
 	for _, p := range pkgs {
 		bin, err := s.build.TestBinary(ctx, p)
 		if err != nil {

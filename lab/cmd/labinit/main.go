@@ -141,7 +141,7 @@ func run(spec *lab.Spec, c lab.Command) (int, time.Duration) {
 	}
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
 	cmd.Dir = c.Dir
-	cmd.Env = append(append([]string{"PATH=/bin:/sbin", "HOME=/root", "TMPDIR=/tmp"}, spec.Env...), c.Env...)
+	cmd.Env = append(append([]string{"PATH=/bin:/sbin", "HOME=/root", "TMPDIR=/tmp", "LD_LIBRARY_PATH=" + lab.GuestLibraryPath}, spec.Env...), c.Env...)
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
