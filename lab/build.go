@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"go/build/constraint"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,12 +92,16 @@ func hasLabTag(path string) bool {
 		if strings.HasPrefix(line, "package ") {
 			return false
 		}
-		if expr, ok := strings.CutPrefix(line, "//go:build "); ok {
-			for _, w := range strings.FieldsFunc(expr, func(r rune) bool { return strings.ContainsRune(" ()&|!", r) }) {
-				if w == LabTag {
-					return true
-				}
+		if constraint.IsGoBuild(line) {
+			expr, err := constraint.Parse(line)
+			if err != nil {
+				return false
 			}
+			// A lab file is one the lab tag brings in: built with it,
+			// not without it.
+			with := expr.Eval(func(tag string) bool { return tag == LabTag || tag == "linux" || tag == "amd64" })
+			without := expr.Eval(func(tag string) bool { return tag == "linux" || tag == "amd64" })
+			return with && !without
 		}
 	}
 	return false

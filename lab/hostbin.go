@@ -76,7 +76,7 @@ func parseLDD(out []byte) ([]string, error) {
 // often share libraries.
 func dedupe(files []File) []File {
 	seen := map[string]bool{}
-	out := files[:0]
+	out := make([]File, 0, len(files))
 	for _, f := range files {
 		if !seen[f.Dst] {
 			seen[f.Dst] = true

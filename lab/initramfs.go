@@ -19,13 +19,13 @@ import (
 type Initramfs struct {
 	w    *bufio.Writer
 	ino  uint32
-	seen map[string]bool
+	kind map[string]uint32 // path -> S_IFDIR, S_IFREG, ...
 	err  error
 }
 
 // NewInitramfs starts an archive on w. Close must be called to finish it.
 func NewInitramfs(w io.Writer) *Initramfs {
-	return &Initramfs{w: bufio.NewWriterSize(w, 1<<20), seen: map[string]bool{}}
+	return &Initramfs{w: bufio.NewWriterSize(w, 1<<20), kind: map[string]uint32{}}
 }
 
 const newcMagic = "070701"
@@ -77,17 +77,17 @@ func clean(name string) (string, error) {
 	return n, nil
 }
 
-// claim reserves name and creates its parents. It reports false if the
-// name was already written, which is an error for everything but
-// directories.
-func (a *Initramfs) claim(name string) bool {
-	if a.seen[name] {
+// claim reserves name for an entry of the given kind and creates its
+// parents. It reports false if the name was already written, which is an
+// error for everything but a directory added again.
+func (a *Initramfs) claim(name string, kind uint32) bool {
+	if _, ok := a.kind[name]; ok {
 		return false
 	}
 	if dir := path.Dir(name); dir != "." {
 		a.Dir(dir, 0o755)
 	}
-	a.seen[name] = true
+	a.kind[name] = kind
 	return true
 }
 
@@ -97,10 +97,28 @@ func (a *Initramfs) Dir(name string, perm fs.FileMode) error {
 	if err != nil {
 		return a.fail(err)
 	}
-	if a.claim(n) {
-		a.header(n, syscall.S_IFDIR|uint32(perm.Perm()), 0, 0, 0)
+	if a.claim(n, syscall.S_IFDIR) {
+		a.header(n, syscall.S_IFDIR|modeBits(perm), 0, 0, 0)
+	} else if a.kind[n] != syscall.S_IFDIR {
+		return a.fail(fmt.Errorf("initramfs: %s is already a file", n))
 	}
 	return a.err
+}
+
+// modeBits converts permissions, and the sticky, setuid and setgid bits
+// that fs.FileMode keeps apart, to the archive's mode.
+func modeBits(perm fs.FileMode) uint32 {
+	m := uint32(perm.Perm())
+	if perm&fs.ModeSticky != 0 {
+		m |= syscall.S_ISVTX
+	}
+	if perm&fs.ModeSetuid != 0 {
+		m |= syscall.S_ISUID
+	}
+	if perm&fs.ModeSetgid != 0 {
+		m |= syscall.S_ISGID
+	}
+	return m
 }
 
 func (a *Initramfs) fail(err error) error {
@@ -110,24 +128,27 @@ func (a *Initramfs) fail(err error) error {
 	return a.err
 }
 
-func (a *Initramfs) claimFile(name string) (string, error) {
+func (a *Initramfs) claimFile(name string, kind uint32) (string, error) {
 	n, err := clean(name)
 	if err != nil {
 		return "", a.fail(err)
 	}
-	if !a.claim(n) {
+	if !a.claim(n, kind) {
 		return "", a.fail(fmt.Errorf("initramfs: %s added twice", n))
+	}
+	if a.err == nil && a.kind[path.Dir(n)] != syscall.S_IFDIR && path.Dir(n) != "." {
+		a.err = fmt.Errorf("initramfs: %s: parent is not a directory", n)
 	}
 	return n, a.err
 }
 
 // File adds a regular file with the given contents.
 func (a *Initramfs) File(name string, perm fs.FileMode, data []byte) error {
-	n, err := a.claimFile(name)
+	n, err := a.claimFile(name, syscall.S_IFREG)
 	if err != nil {
 		return err
 	}
-	a.header(n, syscall.S_IFREG|uint32(perm.Perm()), int64(len(data)), 0, 0)
+	a.header(n, syscall.S_IFREG|modeBits(perm), int64(len(data)), 0, 0)
 	if a.err == nil {
 		_, a.err = a.w.Write(data)
 	}
@@ -146,11 +167,11 @@ func (a *Initramfs) CopyFile(name string, perm fs.FileMode, src string) error {
 	if err != nil {
 		return a.fail(fmt.Errorf("initramfs: %w", err))
 	}
-	n, err := a.claimFile(name)
+	n, err := a.claimFile(name, syscall.S_IFREG)
 	if err != nil {
 		return err
 	}
-	a.header(n, syscall.S_IFREG|uint32(perm.Perm()), st.Size(), 0, 0)
+	a.header(n, syscall.S_IFREG|modeBits(perm), st.Size(), 0, 0)
 	if a.err == nil {
 		var copied int64
 		copied, a.err = io.Copy(a.w, f)
@@ -164,7 +185,7 @@ func (a *Initramfs) CopyFile(name string, perm fs.FileMode, src string) error {
 
 // Symlink adds a symbolic link name -> target.
 func (a *Initramfs) Symlink(name, target string) error {
-	n, err := a.claimFile(name)
+	n, err := a.claimFile(name, syscall.S_IFLNK)
 	if err != nil {
 		return err
 	}
@@ -179,11 +200,11 @@ func (a *Initramfs) Symlink(name, target string) error {
 // CharDev adds a character device node, such as /dev/console, which the
 // kernel opens for init before any devtmpfs is mounted.
 func (a *Initramfs) CharDev(name string, perm fs.FileMode, major, minor uint32) error {
-	n, err := a.claimFile(name)
+	n, err := a.claimFile(name, syscall.S_IFCHR)
 	if err != nil {
 		return err
 	}
-	a.header(n, syscall.S_IFCHR|uint32(perm.Perm()), 0, major, minor)
+	a.header(n, syscall.S_IFCHR|modeBits(perm), 0, major, minor)
 	return a.err
 }
 

@@ -363,7 +363,7 @@ func preferredAlias(have, candidate string) string {
 		return candidate
 	case strings.HasSuffix(candidate, "_generic") && !strings.HasSuffix(have, "_generic"):
 		return candidate
-	case strings.HasSuffix(have, "_generic"):
+	case strings.HasSuffix(have, "_generic") && !strings.HasSuffix(candidate, "_generic"):
 		return have
 	case candidate < have:
 		return candidate

@@ -223,7 +223,9 @@ func (t *ModuleTree) LoadOrder(names []string) ([]string, error) {
 			}
 		}
 		for _, d := range mi.Depends {
-			if err := visit(d, path); err != nil {
+			// depends= uses the names as built, dashes and all
+			// (snd-pcm); the index uses the canonical form.
+			if err := visit(strings.ReplaceAll(d, "-", "_"), path); err != nil {
 				return err
 			}
 		}

@@ -276,21 +276,21 @@ func TestModuleName(t *testing.T) {
 // synthModules is the module set of the synthetic tree: relative path ->
 // .modinfo entries.
 var synthModules = map[string][]string{
-	"kernel/net/top.ko":                     {"name=top", "depends=left,right"},
-	"kernel/net/left.ko":                    {"name=left", "depends=base"},
-	"kernel/net/right.ko":                   {"name=right", "depends=base,bi_core"},
-	"kernel/net/base.ko":                    {"name=base", "depends="},
-	"kernel/lib/libcrc32c.ko":               {"name=libcrc32c", "softdep=pre: crc32c", "depends="},
-	"kernel/crypto/crc32c_generic.ko":       {"name=crc32c_generic", "alias=crc32c", "alias=crypto-crc32c"},
+	"kernel/net/top.ko":                      {"name=top", "depends=left,right"},
+	"kernel/net/left.ko":                     {"name=left", "depends=base"},
+	"kernel/net/right.ko":                    {"name=right", "depends=base,bi_core"},
+	"kernel/net/base.ko":                     {"name=base", "depends="},
+	"kernel/lib/libcrc32c.ko":                {"name=libcrc32c", "softdep=pre: crc32c", "depends="},
+	"kernel/crypto/crc32c_generic.ko":        {"name=crc32c_generic", "alias=crc32c", "alias=crypto-crc32c"},
 	"kernel/arch/x86/crypto/crc32c-intel.ko": {"name=crc32c_intel", "alias=crc32c", "alias=cpu:type:x86*"},
-	"kernel/misc/uses_bialias.ko":           {"name=uses_bialias", "softdep=pre: bialias"},
-	"kernel/misc/soft_dash.ko":              {"name=soft_dash", "softdep=pre: crc32c-intel"},
-	"kernel/misc/dep_on_dash.ko":            {"name=dep_on_dash", "depends=crc32c_intel"},
-	"kernel/misc/needs_missing.ko":          {"name=needs_missing", "depends=base,ghost"},
-	"kernel/misc/bad_soft.ko":               {"name=bad_soft", "softdep=pre: nothing_provides_this"},
-	"kernel/misc/cyc_a.ko":                  {"name=cyc_a", "depends=cyc_b"},
-	"kernel/misc/cyc_b.ko":                  {"name=cyc_b", "depends=cyc_c"},
-	"kernel/misc/cyc_c.ko":                  {"name=cyc_c", "depends=cyc_a"},
+	"kernel/misc/uses_bialias.ko":            {"name=uses_bialias", "softdep=pre: bialias"},
+	"kernel/misc/soft_dash.ko":               {"name=soft_dash", "softdep=pre: crc32c-intel"},
+	"kernel/misc/dep_on_dash.ko":             {"name=dep_on_dash", "depends=crc32c_intel"},
+	"kernel/misc/needs_missing.ko":           {"name=needs_missing", "depends=base,ghost"},
+	"kernel/misc/bad_soft.ko":                {"name=bad_soft", "softdep=pre: nothing_provides_this"},
+	"kernel/misc/cyc_a.ko":                   {"name=cyc_a", "depends=cyc_b"},
+	"kernel/misc/cyc_b.ko":                   {"name=cyc_b", "depends=cyc_c"},
+	"kernel/misc/cyc_c.ko":                   {"name=cyc_c", "depends=cyc_a"},
 }
 
 // synthAliases is what the manifest would record for synthModules.

@@ -115,6 +115,7 @@ type scanState struct {
 	ready, done bool
 	panicLine   string
 	initFail    string
+	scanErr     error
 	tail        []string // last lines, for error messages
 }
 
@@ -154,6 +155,12 @@ func (vm *VM) scan(r io.Reader, res *Result, start time.Time, bootTimer *time.Ti
 			fmt.Fprintln(vm.Output, line)
 		}
 	}
+	if err := sc.Err(); err != nil {
+		// Keep draining, or qemu blocks on a full pipe and the run looks
+		// hung when the console only printed an overlong line.
+		st.scanErr = err
+		_, _ = io.Copy(io.Discard, r)
+	}
 	return st
 }
 
@@ -164,6 +171,8 @@ func (vm *VM) verdict(ctx context.Context, st *scanState, res *Result, waitErr e
 		return nil
 	case st.initFail != "":
 		return fmt.Errorf("%w: %s", ErrGuestInit, st.initFail)
+	case st.scanErr != nil:
+		return fmt.Errorf("%w: reading the console: %w", ErrGuestCrashed, st.scanErr)
 	case st.panicLine != "":
 		return fmt.Errorf("%w: %s\n  last console lines:\n  %s\n(check the module list and the memory size; a panic before init usually means a bad initramfs)", ErrGuestPanic, st.panicLine, tail)
 	case ctx.Err() != nil && !st.ready:

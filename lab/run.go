@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -115,7 +115,7 @@ func WriteInitramfs(dst, init string, k *Kernel, nonce string, p Payload) error 
 	a.Dir("dev", 0o755)
 	a.CharDev("dev/console", 0o600, 5, 1)
 	a.Dir("root", 0o700)
-	a.Dir("tmp", 0o1777)
+	a.Dir("tmp", 0o777|fs.ModeSticky)
 	a.Dir("var", 0o755)
 	for name, content := range guestEtc {
 		a.File(name, 0o644, []byte(content))
@@ -132,7 +132,7 @@ func WriteInitramfs(dst, init string, k *Kernel, nonce string, p Payload) error 
 		if mode == 0 {
 			mode = 0o755
 		}
-		if !path.IsAbs(pf.Dst) || strings.Contains(pf.Dst, "..") {
+		if !path.IsAbs(pf.Dst) || path.Clean(pf.Dst) != pf.Dst {
 			a.fail(fmt.Errorf("initramfs: guest path %q must be absolute and clean", pf.Dst))
 		}
 		a.CopyFile(pf.Dst, mode, pf.Src)
