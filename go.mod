@@ -4,9 +4,11 @@ go 1.26.0
 
 require (
 	github.com/cloudflare/ipvs v0.12.0
+	github.com/google/nftables v0.3.0
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/sys v0.49.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

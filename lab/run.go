@@ -22,6 +22,8 @@ var DefaultModules = []string{
 	"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_lblc", "ip_vs_lblcr",
 	"ip_vs_dh", "ip_vs_sh", "ip_vs_sed", "ip_vs_nq", "ip_vs_fo", "ip_vs_ovf", "ip_vs_mh",
 	"veth", "bridge", "ipip", "ip6_tunnel", "ip_gre", "fou", "fou6", "dummy", "macvlan", "sctp",
+	// nftables marks packets for fwmark services in the tests.
+	"nf_tables",
 }
 
 // File is a host file placed in the guest.

@@ -1,6 +1,7 @@
 package topo
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -126,4 +127,70 @@ func (h *Host) WaitHTTP(url string, within time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return errors.Join(fmt.Errorf("%s did not answer from %s within %v", url, h.Name, within), err)
+}
+
+// ServeEcho accepts TCP connections on addr inside the host and echoes
+// every line back prefixed with the host's name, until cleanup. Tests use
+// it for long-lived connections that must survive a reload or failover.
+func (h *Host) ServeEcho(addr string) {
+	h.net.tb.Helper()
+	l, err := h.Listen("tcp", addr)
+	h.must(err, "listen on %s", addr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := fmt.Fprintf(c, "%s %s", h.Name, line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	h.net.tb.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+}
+
+// Conn is a line-oriented client connection.
+type Conn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+// DialLines connects from inside the host for a line-by-line exchange.
+func (h *Host) DialLines(addr string) (*Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := h.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	h.net.tb.Cleanup(func() { c.Close() })
+	return &Conn{Conn: c, r: bufio.NewReader(c)}, nil
+}
+
+// Exchange sends one line and returns the answer, trimmed, within timeout.
+func (c *Conn) Exchange(line string, timeout time.Duration) (string, error) {
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return "", err
+	}
+	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
+		return "", err
+	}
+	got, err := c.r.ReadString('\n')
+	return strings.TrimSpace(got), err
 }

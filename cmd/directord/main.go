@@ -1,0 +1,59 @@
+// Command directord is the director daemon: it programs kernel IPVS from
+// its YAML configuration and keeps it that way. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/daemon"
+)
+
+func main() {
+	fs := flag.NewFlagSet("directord", flag.ContinueOnError)
+	path := fs.String("config", "/etc/director/director.yaml", "configuration file")
+	format := fs.String("log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "directord: -log-level: %v\n", err)
+		os.Exit(2)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler
+	switch *format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, hopts)
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	default:
+		fmt.Fprintf(os.Stderr, "directord: -log-format must be text or json, not %q\n", *format)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: slog.New(h)})
+	if err == nil {
+		return
+	}
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			fmt.Fprintln(os.Stderr, e)
+		}
+		fmt.Fprintf(os.Stderr, "directord: %s is invalid (%d problem(s)); nothing was changed\n", *path, len(errs))
+	} else {
+		fmt.Fprintf(os.Stderr, "directord: %v\n", err)
+	}
+	os.Exit(1)
+}

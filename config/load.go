@@ -1,0 +1,218 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxSize is the largest configuration file read. Real ones are a few
+// kilobytes; the limit keeps a wrong path (a log, a disk image) from
+// costing memory before it is refused.
+const MaxSize = 16 << 20
+
+var (
+	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover"}
+	controlKeys = []string{"socket"}
+	metricsKeys = []string{"listen"}
+	ipvsKeys    = []string{"timeouts", "cleanup_on_exit", "reconcile_interval"}
+	timeoutKeys = []string{"tcp", "tcp_fin", "udp"}
+	defaultKeys = []string{"check"}
+)
+
+// maxSocketPath is the longest unix socket path: sun_path is 108 bytes
+// with the terminating NUL.
+const maxSocketPath = 107
+
+// Load reads, defaults and validates the configuration at path. An invalid
+// file yields Errors; a file that cannot be read, the os error.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for a file already read; path is used only in messages.
+// It returns a Config and no error, or nil and Errors.
+func Parse(path string, data []byte) (*Config, error) {
+	d := &decoder{file: path}
+	if len(data) > MaxSize {
+		d.errorf(nil, "document", "the file is larger than %d MiB; this is not a director configuration", MaxSize>>20)
+		return nil, d.result()
+	}
+	root, err := parseYAML(data)
+	if err != nil {
+		d.syntaxError(err, data)
+		return nil, d.result()
+	}
+	c := d.config(root)
+	if err := d.result(); err != nil {
+		return nil, err
+	}
+	c.Warnings = d.warns.sorted()
+	return c, nil
+}
+
+// parseYAML reads the one document of data into a node tree; nil for an
+// empty file. yaml.v3 has panics of its own on some inputs (its "internal
+// error" paths), so they are caught here: a reload must fail, not crash.
+func parseYAML(data []byte) (doc *yaml.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			doc, err = nil, fmt.Errorf("yaml: the YAML parser failed on this file (%v)", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first yaml.Node
+	switch err := dec.Decode(&first); {
+	case errors.Is(err, io.EOF):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+		return &first, nil
+	case err != nil:
+		return nil, err
+	}
+	return nil, &extraDocument{line: next.Line}
+}
+
+// extraDocument is a second YAML document: directord reads one, and
+// ignoring the rest would silently drop configuration.
+type extraDocument struct{ line int }
+
+func (e *extraDocument) Error() string {
+	return fmt.Sprintf("yaml: line %d: a second document; the configuration is one YAML document", e.line)
+}
+
+// config decodes the top level, in the order the parts depend on each other.
+func (d *decoder) config(root *yaml.Node) *Config {
+	c := &Config{
+		Path:     d.file,
+		Control:  Control{Socket: DefaultSocket},
+		Metrics:  Metrics{Listen: DefaultMetricsListen},
+		IPVS:     IPVS{ReconcileInterval: DefaultReconcileInterval},
+		Defaults: Defaults{Check: cloneCheck(DefaultCheck)},
+	}
+	n := root
+	if n != nil && n.Kind == yaml.DocumentNode {
+		n = nil
+		if len(root.Content) > 0 {
+			n = root.Content[0]
+		}
+	}
+	var f *fields
+	if isNull(n) {
+		// An empty file is a director with no services: valid, if useless.
+		f = &fields{keys: map[string]*yaml.Node{}, vals: map[string]*yaml.Node{}}
+	} else if f = d.mapping(n, "", "keys such as node, services and failover", topKeys); f == nil {
+		return nil
+	}
+
+	if v := f.value("node"); v != nil {
+		c.Node, _ = d.text(v, "node", "this director's name")
+	} else if host, err := os.Hostname(); err == nil && host != "" {
+		c.Node = host
+	} else {
+		d.errorf(n, "node", "missing, and the host name is unknown (%v); set node", err)
+	}
+	if v := f.value("control"); v != nil {
+		d.control(v, &c.Control)
+	}
+	if v := f.value("metrics"); v != nil {
+		if m := d.mapping(v, "metrics", "the metrics endpoint: listen", metricsKeys); m != nil {
+			if l, ok := m.vals["listen"]; ok {
+				// Only here is an empty value meaningful: "" or nothing disables.
+				c.Metrics.Listen = ""
+				if !isNull(l) {
+					c.Metrics.Listen, _ = d.listen(l, "metrics.listen")
+				}
+			}
+		}
+	}
+	if v := f.value("ipvs"); v != nil {
+		d.ipvs(v, &c.IPVS)
+	}
+	if v := f.value("defaults"); v != nil {
+		if m := d.mapping(v, "defaults", "what every service inherits: check", defaultKeys); m != nil {
+			if cv := m.value("check"); cv != nil {
+				c.Defaults.Check = d.check(cv, "defaults.check", DefaultCheck)
+			}
+		}
+	}
+	if v := f.value("services"); v != nil {
+		c.Services = d.services(v, c.Defaults.Check)
+	}
+	if v := f.value("failover"); v != nil {
+		c.Failover = d.failover(v)
+	}
+	return c
+}
+
+func (d *decoder) control(n *yaml.Node, c *Control) {
+	f := d.mapping(n, "control", "the control socket: socket", controlKeys)
+	if f == nil {
+		return
+	}
+	if v := f.value("socket"); v != nil {
+		s, ok := d.text(v, "control.socket", "the path of a unix socket")
+		if ok && len(s) > maxSocketPath {
+			d.errorf(v, "control.socket", "must be at most %d bytes (a unix socket path), got %d", maxSocketPath, len(s))
+			return
+		}
+		c.Socket = s
+	}
+}
+
+func (d *decoder) ipvs(n *yaml.Node, c *IPVS) {
+	f := d.mapping(n, "ipvs", "kernel table settings", ipvsKeys)
+	if f == nil {
+		return
+	}
+	if v := f.value("timeouts"); v != nil {
+		c.Timeouts = &Timeouts{}
+		if t := d.mapping(v, "ipvs.timeouts", "tcp, tcp_fin and udp", timeoutKeys); t != nil {
+			for _, to := range []struct {
+				name string
+				dst  *time.Duration
+			}{{"tcp", &c.Timeouts.TCP}, {"tcp_fin", &c.Timeouts.TCPFin}, {"udp", &c.Timeouts.UDP}} {
+				if tv := t.value(to.name); tv != nil {
+					*to.dst, _ = d.seconds(tv, t.sub(to.name))
+				}
+			}
+		}
+	}
+	if v := f.value("cleanup_on_exit"); v != nil {
+		c.CleanupOnExit, _ = d.boolean(v, "ipvs.cleanup_on_exit")
+	}
+	if v := f.value("reconcile_interval"); v != nil {
+		if iv, ok := d.positive(v, "ipvs.reconcile_interval"); ok {
+			c.ReconcileInterval = iv
+		}
+	}
+}
+
+// Service is the service called name, or nil.
+func (c *Config) Service(name string) *Service {
+	for i := range c.Services {
+		if c.Services[i].Name == name {
+			return &c.Services[i]
+		}
+	}
+	return nil
+}

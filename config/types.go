@@ -1,0 +1,234 @@
+// Package config is directord's configuration: the YAML schema of
+// ../shared/contract.md, its defaults, and its validation. Load returns a
+// Config only when the whole file is valid; otherwise it returns every
+// problem found, each as FILE:LINE:COL: key: what is wrong.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is a loaded, defaulted and validated configuration.
+type Config struct {
+	Path     string // the file it was read from
+	Node     string // default: the host name
+	Control  Control
+	Metrics  Metrics
+	IPVS     IPVS
+	Defaults Defaults
+	Services []Service
+	Failover *Failover // nil: a single director that always owns its VIPs
+
+	// Warnings are problems that do not stop the file from loading:
+	// settings the kernel accepts but ignores or overrides, as ipvsadm
+	// does. Same format as Errors, in file order; check-config and a
+	// (re)load should print them.
+	Warnings []*Error
+}
+
+// Control is the control socket directorctl talks to.
+type Control struct {
+	Socket string // default DefaultSocket
+}
+
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	Listen string // default DefaultMetricsListen; "" (explicitly) disables it
+}
+
+// IPVS holds settings of the kernel table as a whole.
+type IPVS struct {
+	// Timeouts, as `ipvsadm --set`; nil leaves the kernel's alone, and a
+	// zero field leaves that one timeout alone.
+	Timeouts *Timeouts
+	// CleanupOnExit removes the services directord owns when it stops.
+	CleanupOnExit bool
+	// ReconcileInterval is how often the kernel is compared with the
+	// config to repair drift (key reconcile_interval, default 5s).
+	ReconcileInterval time.Duration
+}
+
+// Timeouts are the kernel's connection timeouts (whole seconds).
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// Defaults are inherited by every service that does not override them.
+type Defaults struct {
+	Check Check
+}
+
+// Protocol is a virtual service's transport protocol.
+type Protocol string
+
+// Protocols.
+const (
+	TCP  Protocol = "tcp"
+	UDP  Protocol = "udp"
+	SCTP Protocol = "sctp"
+)
+
+// Forward is how packets reach a real server.
+type Forward string
+
+// Forwarding methods.
+const (
+	NAT    Forward = "nat"
+	Direct Forward = "dr"
+	Tunnel Forward = "tun"
+)
+
+// TunnelType is the encapsulation used with Forward Tunnel.
+type TunnelType string
+
+// Tunnel types.
+const (
+	IPIP TunnelType = "ipip"
+	GUE  TunnelType = "gue"
+	GRE  TunnelType = "gre"
+)
+
+// OnFailure is what happens to a real server that fails its checks.
+type OnFailure string
+
+// Failure actions.
+const (
+	Quiesce OnFailure = "quiesce" // weight 0: existing connections finish
+	Remove  OnFailure = "remove"  // the destination is deleted
+)
+
+// Pos is a place in the configuration file, for messages that refer to an
+// object after loading (the reconciler's, say).
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+// Service is one virtual service and its real servers.
+type Service struct {
+	Name string
+	Pos  Pos
+
+	// Either VIP, Port and Protocol, or FWMark (with Family).
+	VIP      netip.Addr // invalid for fwmark services
+	Port     uint16     // 0 only with persistence: all ports
+	Protocol Protocol   // default tcp; empty for fwmark services
+	FWMark   uint32
+	// IPv6 reports the family: the VIP's, or for a fwmark service the
+	// family key (ipv4, the default, or ipv6).
+	IPv6 bool
+
+	Scheduler      string   // default wlc
+	SchedulerFlags []string // sh-port sh-fallback mh-port mh-fallback
+	OnePacket      bool     // key one_packet: schedule each UDP datagram (ipvsadm -o)
+	// Persistence is the persistence timeout; 0 means none.
+	Persistence time.Duration
+	// PersistenceMask is the prefix length clients are grouped by: 0..32
+	// for IPv4 (from a dotted mask or a length), 0..128 for IPv6. Default
+	// 32 or 128.
+	PersistenceMask int
+
+	Forward Forward // default nat, inherited by real servers
+	Tunnel  TunnelSpec
+
+	Check     Check
+	OnFailure OnFailure // default quiesce
+
+	SorryServer *RealServer // nil: none
+	RealServers []RealServer
+}
+
+// TunnelSpec is the tunnel of a tun service or real server.
+type TunnelSpec struct {
+	Type TunnelType // default ipip
+	Port uint16     // required for gue, refused for the others
+	// Checksum is nocsum (default), csum or remcsum (gue only).
+	Checksum string
+}
+
+// RealServer is one destination. Forward and Tunnel are resolved: a real
+// server that does not override them has its service's.
+type RealServer struct {
+	Address netip.Addr
+	Port    uint16 // default: the service's port
+	Weight  int    // 0..65535, default 1
+	Forward Forward
+	Tunnel  TunnelSpec
+	// Connection thresholds (ipvsadm -x, -y); 0 means none.
+	UpperThreshold uint32
+	LowerThreshold uint32
+	Pos            Pos
+}
+
+// AddrPort is the real server's address and port.
+func (r RealServer) AddrPort() netip.AddrPort { return netip.AddrPortFrom(r.Address, r.Port) }
+
+// Check is how real servers are health-checked. The check engine (package
+// checks) interprets the type-specific fields.
+type Check struct {
+	Type     string // tcp http https mysql postgres dns exec none
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int
+	Fall     int
+
+	// http and https
+	Path         string
+	ExpectStatus []StatusRange
+}
+
+// StatusRange is an inclusive range of HTTP status codes; a single code
+// is a range of one.
+type StatusRange struct{ Min, Max int }
+
+// Failover is the director pair's configuration.
+type Failover struct {
+	Priority     int
+	AutoFailback bool
+	Keepalive    time.Duration
+	Deadtime     time.Duration
+	Initdead     time.Duration
+	AuthKeyFile  string
+	Port         uint16
+	Links        []Link
+	VIPs         []VIP
+	PingNodes    []netip.Addr
+	Sync         *Sync
+	Notify       string
+}
+
+// Link is one heartbeat path: unicast to Peer, or multicast to Multicast.
+type Link struct {
+	Interface string
+	Peer      netip.Addr
+	Multicast netip.Addr
+}
+
+// VIP is an address the active director holds.
+type VIP struct {
+	Address   netip.Prefix
+	Interface string
+}
+
+// Sync is the kernel's IPVS connection sync between the pair.
+type Sync struct {
+	Interface string
+	SyncID    uint8
+}
+
+// Defaults that are not zero values.
+const (
+	DefaultSocket            = "/run/director/director.sock"
+	DefaultMetricsListen     = "127.0.0.1:9474"
+	DefaultScheduler         = "wlc"
+	DefaultReconcileInterval = 5 * time.Second
+	DefaultHeartbeatPort     = 694
+)
+
+// DefaultCheck applies where neither a service nor defaults.check says
+// otherwise: a TCP connect every 2s, as keepalived and ldirectord default.
+var DefaultCheck = Check{Type: "tcp", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}
+
+// Schedulers are the kernel's IPVS schedulers.
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}

@@ -1,0 +1,134 @@
+// Package ctl implements directorctl: the ipvsadm-like view of the
+// kernel's table (list, save, restore), and control of a running
+// directord over its socket (status, reload, check-config, ...).
+//
+// Exit codes: 0 success, 1 failure, 2 usage.
+package ctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cloudflare/ipvs"
+
+	"github.com/directorlb/director/config"
+)
+
+// Kernel is the kernel's IPVS, as list, save and restore use it.
+type Kernel = ipvs.Client
+
+// Env is where a command reads and writes; tests swap it.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// OpenKernel opens IPVS for list, save and restore.
+	OpenKernel func() (Kernel, error)
+}
+
+// usageError makes Main exit 2.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// exitError carries an exit status without a message of its own (the
+// command has printed what went wrong).
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+const usage = `usage: directorctl COMMAND [flags]
+
+Kernel table (works without directord):
+  list [-n] [--stats | --rate] [--exact] [--json]   the IPVS table, as ipvsadm -L
+  save                                             the table in ipvsadm --save -n format
+  restore                                          program rules in ipvsadm --save format from stdin
+
+Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
+  status [--json]                 services, real servers, weights and health
+  reload                          re-read the config (as SIGHUP); a bad config is refused
+  check-config [-config PATH]     validate a config file; exit 1 with FILE:LINE:COL errors
+`
+
+type command struct {
+	name string
+	run  func(ctx context.Context, env *Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"status", runStatus},
+		{"reload", runReload},
+		{"check-config", runCheckConfig},
+	}
+}
+
+// Main runs directorctl and returns its exit status.
+func Main(ctx context.Context, env *Env, args []string) int {
+	// -socket may also come before the command, as admins type it.
+	var globalSocket string
+	for len(args) >= 2 && (args[0] == "-socket" || args[0] == "--socket") {
+		globalSocket, args = args[1], args[2:]
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(env.Stdout, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if globalSocket != "" {
+		args = append([]string{args[0], "-socket", globalSocket}, args[1:]...)
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		var u usageError
+		var x exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.As(err, &u):
+			fmt.Fprintf(env.Stderr, "directorctl %s: %s\n", c.name, u.msg)
+			return 2
+		case errors.As(err, &x):
+			return int(x)
+		default:
+			fmt.Fprintf(env.Stderr, "directorctl %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.Stderr, "directorctl: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+// newFlags makes a flag set whose errors are usage errors. Both -flag and
+// --flag spellings work, as Go's flag package accepts both.
+func newFlags(env *Env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("directorctl "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			var b strings.Builder
+			fs.SetOutput(&b)
+			fs.PrintDefaults()
+			return usagef("flags:\n%s", b.String())
+		}
+		return usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}

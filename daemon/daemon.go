@@ -1,0 +1,168 @@
+// Package daemon is directord's lifecycle: load and validate the config,
+// adopt and converge the kernel's table, answer directorctl on the control
+// socket, reload on SIGHUP, and stop on SIGTERM leaving traffic flowing.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/cloudflare/ipvs"
+	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/control"
+	"github.com/directorlb/director/director"
+)
+
+// Options configure a daemon run.
+type Options struct {
+	ConfigPath string
+	Logger     *slog.Logger
+	// OpenKernel opens IPVS; nil opens the kernel's (ipvs.New).
+	OpenKernel func() (director.Kernel, error)
+}
+
+// ErrNoIPVS means the kernel's IPVS could not be opened.
+var ErrNoIPVS = errors.New("cannot open kernel IPVS")
+
+func openIPVS() (director.Kernel, error) { return ipvs.New() }
+
+// Run runs directord until ctx ends. A config that does not load is
+// returned as config.Errors before anything touches the kernel.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	open := opts.OpenKernel
+	if open == nil {
+		open = openIPVS
+	}
+	k, err := open()
+	if err != nil {
+		return fmt.Errorf("%w: %w (is the ip_vs module loaded? modprobe ip_vs)", ErrNoIPVS, err)
+	}
+	d := director.New(director.Options{
+		Kernel: k,
+		Logger: log,
+		// Kept beside the socket: per daemon, root-only, gone at reboot
+		// together with the kernel table it describes.
+		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
+	})
+	s := &server{path: opts.ConfigPath, d: d, log: log, socket: cfg.Control.Socket}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	dirDone := make(chan error, 1)
+	go func() { dirDone <- d.Run(runCtx, cfg) }()
+	select {
+	case <-d.Ready():
+	case err := <-dirDone:
+		return err
+	}
+	log.Info("directord ready", "config", cfg.Path, "node", cfg.Node, "services", len(cfg.Services))
+
+	l, err := control.Listen(cfg.Control.Socket)
+	if err != nil {
+		stop()
+		<-dirDone
+		return err
+	}
+	ctlDone := make(chan error, 1)
+	go func() { ctlDone <- control.Serve(runCtx, l, s.handle, log) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
+			err := <-dirDone
+			<-ctlDone
+			return err
+		case <-hup:
+			log.Info("SIGHUP: reloading", "config", s.path)
+			_, _ = s.reload(runCtx)
+		case err := <-ctlDone:
+			stop()
+			<-dirDone
+			return err
+		}
+	}
+}
+
+// server answers the control socket.
+type server struct {
+	path   string
+	socket string
+	d      *director.Director
+	log    *slog.Logger
+	mu     sync.Mutex // one reload at a time, from SIGHUP or directorctl
+}
+
+// ReloadResult is what directorctl reload prints.
+type ReloadResult struct {
+	Config  string   `json:"config"`
+	Changes int      `json:"changes"`
+	Failed  int      `json:"failed"`
+	Errors  []string `json:"errors,omitempty"`
+}
+
+// reload validates the file again; a bad file is refused as a whole and
+// the running config stays in force, with the kernel untouched.
+func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				s.log.Error("reload refused, keeping the running config", "problem", e.Error())
+			}
+		} else {
+			s.log.Error("reload refused, keeping the running config", "err", err)
+		}
+		return nil, err
+	}
+	if cfg.Control.Socket != s.socket {
+		s.log.Warn("control.socket changed; it takes effect at the next restart", "running", s.socket, "configured", cfg.Control.Socket)
+	}
+	res, err := s.d.Reload(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := &ReloadResult{Config: cfg.Path, Changes: res.Applied, Failed: res.Failed}
+	for _, e := range res.Errors {
+		out.Errors = append(out.Errors, e.Error())
+	}
+	s.log.Info("reloaded", "config", cfg.Path, "services", len(cfg.Services), "changes", res.Applied, "failed", res.Failed)
+	return out, nil
+}
+
+func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
+	switch req.Cmd {
+	case "status":
+		return s.d.Status(ctx)
+	case "reload":
+		return s.reload(ctx)
+	case "reconcile":
+		res, err := s.d.Reconcile(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return ReloadResult{Changes: res.Applied, Failed: res.Failed}, nil
+	}
+	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}

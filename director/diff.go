@@ -1,0 +1,143 @@
+package director
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/cloudflare/ipvs"
+)
+
+// OpKind is one kind of kernel change.
+type OpKind int
+
+// Kinds of change, in the order a plan applies them: new capacity is
+// added before old is taken away.
+const (
+	CreateService OpKind = iota
+	UpdateService
+	CreateDest
+	UpdateDest
+	RemoveDest
+	RemoveService
+)
+
+var opNames = [...]string{"create-service", "update-service", "create-destination", "update-destination", "remove-destination", "remove-service"}
+
+func (k OpKind) String() string { return opNames[k] }
+
+// Op is one change to the kernel's table.
+type Op struct {
+	Kind    OpKind
+	Name    string // the service's name in the config, if it has one
+	Service ipvs.Service
+	Dest    ipvs.Destination // for destination ops
+	// Old is what the kernel held before an update, for the log.
+	OldService ipvs.Service
+	OldDest    ipvs.Destination
+}
+
+func (o Op) String() string {
+	svc := KeyOf(o.Service).String()
+	if o.Name != "" {
+		svc = fmt.Sprintf("%s (%s)", o.Name, svc)
+	}
+	switch o.Kind {
+	case CreateDest, UpdateDest, RemoveDest:
+		return fmt.Sprintf("%s %s -> %s", o.Kind, svc, DestKeyOf(o.Dest))
+	}
+	return fmt.Sprintf("%s %s", o.Kind, svc)
+}
+
+// Plan is the difference between a desired and a current table.
+type Plan struct {
+	Ops []Op
+	// Foreign are services in the kernel that the director does not own
+	// and leaves alone.
+	Foreign []SvcKey
+}
+
+// Diff computes the changes that make current equal desired for every
+// service the director owns. owned reports whether a service absent from
+// desired was the director's (and so is to be removed) rather than
+// someone else's (and so left alone).
+func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
+	var p Plan
+	for key, want := range desired {
+		have, ok := current[key]
+		if !ok {
+			p.Ops = append(p.Ops, Op{Kind: CreateService, Name: want.Name, Service: want.Service})
+			for _, d := range want.Dests {
+				p.Ops = append(p.Ops, Op{Kind: CreateDest, Name: want.Name, Service: want.Service, Dest: d})
+			}
+			continue
+		}
+		p.Ops = append(p.Ops, DiffEntry(want, have)...)
+	}
+	for key, have := range current {
+		if _, ok := desired[key]; ok {
+			continue
+		}
+		if owned(key) {
+			p.Ops = append(p.Ops, Op{Kind: RemoveService, Service: have.Service})
+		} else {
+			p.Foreign = append(p.Foreign, key)
+		}
+	}
+	sortOps(p.Ops)
+	slices.SortFunc(p.Foreign, compareSvcKey)
+	return p
+}
+
+// DiffEntry computes the changes within one service present on both
+// sides: edits in place, never delete and re-add, so that connections
+// keep going.
+func DiffEntry(want, have *Entry) []Op {
+	var ops []Op
+	if !sameService(want.Service, have.Service) {
+		ops = append(ops, Op{Kind: UpdateService, Name: want.Name, Service: want.Service, OldService: have.Service})
+	}
+	for dk, d := range want.Dests {
+		hd, ok := have.Dests[dk]
+		switch {
+		case !ok:
+			ops = append(ops, Op{Kind: CreateDest, Name: want.Name, Service: want.Service, Dest: d})
+		case !sameDest(d, hd):
+			ops = append(ops, Op{Kind: UpdateDest, Name: want.Name, Service: want.Service, Dest: d, OldDest: hd})
+		}
+	}
+	for dk, hd := range have.Dests {
+		if _, ok := want.Dests[dk]; !ok {
+			ops = append(ops, Op{Kind: RemoveDest, Name: want.Name, Service: want.Service, Dest: hd})
+		}
+	}
+	return ops
+}
+
+// sortOps orders a plan by kind, then by object, so plans are stable and
+// a service exists before its destinations are added.
+func sortOps(ops []Op) {
+	slices.SortStableFunc(ops, func(a, b Op) int {
+		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+			return c
+		}
+		if c := compareSvcKey(KeyOf(a.Service), KeyOf(b.Service)); c != 0 {
+			return c
+		}
+		return compareDestKey(DestKeyOf(a.Dest), DestKeyOf(b.Dest))
+	})
+}
+
+func compareSvcKey(a, b SvcKey) int {
+	return cmp.Or(
+		cmp.Compare(a.FWMark, b.FWMark),
+		cmp.Compare(a.Family, b.Family),
+		cmp.Compare(a.Protocol, b.Protocol),
+		a.Addr.Compare(b.Addr),
+		cmp.Compare(a.Port, b.Port),
+	)
+}
+
+func compareDestKey(a, b DestKey) int {
+	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+}

@@ -1,0 +1,254 @@
+package director
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/directorlb/director/config"
+)
+
+// Director owns the configuration in force and the reconciler. One
+// goroutine (Run) holds that state; everything else asks it through
+// channels, so no lock guards the table.
+type Director struct {
+	rec     *Reconciler
+	weights Weights
+	log     *slog.Logger
+	reqs    chan func(*state)
+	ready   chan struct{}
+	stopped chan struct{}
+}
+
+// state is what only Run's goroutine touches.
+type state struct {
+	cfg       *config.Config
+	lastOK    time.Time
+	lastErr   error
+	reconcile int
+}
+
+// Options are the Director's collaborators.
+type Options struct {
+	Kernel  Kernel
+	Weights Weights // nil: ConfiguredWeights
+	Logger  *slog.Logger
+	// StatePath keeps the list of owned services; "" keeps it in memory.
+	StatePath string
+}
+
+// New makes a Director for an already validated configuration.
+func New(opts Options) *Director {
+	if opts.Weights == nil {
+		opts.Weights = ConfiguredWeights{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Director{
+		rec:     NewReconciler(opts.Kernel, opts.Logger, opts.StatePath),
+		weights: opts.Weights,
+		log:     opts.Logger,
+		reqs:    make(chan func(*state)),
+		ready:   make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+}
+
+// ErrStopped is returned by requests made after Run has returned.
+var ErrStopped = errors.New("director stopped")
+
+// Run adopts what the kernel holds (no flush), converges it to cfg, then
+// keeps it converged: on every reload, on every tick of the reconcile
+// interval (repairing drift), and on request. It returns when ctx ends,
+// leaving the kernel's table in place unless cfg asks for cleanup.
+func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
+	defer close(d.stopped)
+	st := &state{cfg: cfg}
+	if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
+		d.log.Error("ipvs timeouts", "err", err)
+	}
+	d.fullReconcile(st)
+	close(d.ready)
+	tick := time.NewTicker(cfg.IPVS.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if st.cfg.IPVS.CleanupOnExit {
+				res := d.rec.RemoveOwned()
+				d.log.Info("removed the services directord owned (cleanup_on_exit)", "removed", res.Applied, "failed", res.Failed)
+			} else {
+				d.log.Info("stopping; the kernel keeps the table so traffic continues")
+			}
+			return nil
+		case <-tick.C:
+			d.fullReconcile(st)
+		case req := <-d.reqs:
+			before := st.cfg.IPVS.ReconcileInterval
+			req(st)
+			if st.cfg.IPVS.ReconcileInterval != before {
+				tick.Reset(st.cfg.IPVS.ReconcileInterval)
+			}
+		}
+	}
+}
+
+// Ready is closed once the first reconcile has been done.
+func (d *Director) Ready() <-chan struct{} { return d.ready }
+
+// fullReconcile re-reads the kernel, logs drift, and converges.
+func (d *Director) fullReconcile(st *state) Result {
+	st.reconcile++
+	drift, err := d.rec.Refresh()
+	if err != nil {
+		st.lastErr = err
+		d.log.Error("cannot read the kernel's IPVS table", "err", err)
+		return Result{Failed: 1, Errors: []error{err}}
+	}
+	for _, line := range drift {
+		d.log.Warn("drift: repairing a change made behind directord's back", "what", line)
+	}
+	res := d.rec.Apply(DesiredTable(st.cfg, d.weights))
+	if res.Failed == 0 {
+		st.lastOK, st.lastErr = time.Now(), nil
+	} else {
+		st.lastErr = errors.Join(res.Errors...)
+	}
+	return res
+}
+
+// do runs fn on the director's goroutine and waits for it.
+func (d *Director) do(ctx context.Context, fn func(*state)) error {
+	done := make(chan struct{})
+	select {
+	case d.reqs <- func(st *state) { fn(st); close(done) }:
+	case <-d.stopped:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Reload puts a new, already validated configuration in force and
+// converges to it. The kernel is not touched unless cfg is valid: that is
+// the caller's job (config.Load), done before Reload.
+func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, error) {
+	var res Result
+	err := d.do(ctx, func(st *state) {
+		st.cfg = cfg
+		if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
+			d.log.Error("ipvs timeouts", "err", err)
+		}
+		res = d.rec.Apply(DesiredTable(cfg, d.weights))
+	})
+	return res, err
+}
+
+// Reconcile re-reads the kernel and converges now.
+func (d *Director) Reconcile(ctx context.Context) (Result, error) {
+	var res Result
+	err := d.do(ctx, func(st *state) { res = d.fullReconcile(st) })
+	return res, err
+}
+
+// WeightsChanged converges one service after its weights source changed
+// (a health transition, a drain), without dumping the table.
+func (d *Director) WeightsChanged(ctx context.Context, service string) error {
+	return d.do(ctx, func(st *state) {
+		for i := range st.cfg.Services {
+			if s := &st.cfg.Services[i]; s.Name == service {
+				d.rec.ApplyEntry(DesiredEntry(s, d.weights))
+			}
+		}
+	})
+}
+
+// Status is a snapshot for directorctl status.
+type Status struct {
+	Config        string          `json:"config"`
+	Node          string          `json:"node"`
+	Reconciles    int             `json:"reconciles"`
+	LastReconcile time.Time       `json:"last_good_reconcile"`
+	LastError     string          `json:"last_error,omitempty"`
+	Services      []ServiceStatus `json:"services"`
+	Foreign       []string        `json:"foreign_services,omitempty"`
+}
+
+// ServiceStatus is one configured service as the kernel holds it.
+type ServiceStatus struct {
+	Name        string         `json:"name"`
+	Key         string         `json:"key"`
+	InKernel    bool           `json:"in_kernel"`
+	Scheduler   string         `json:"scheduler"`
+	RealServers []ServerStatus `json:"real_servers"`
+}
+
+// ServerStatus is one real server (or the sorry server).
+type ServerStatus struct {
+	Address          string `json:"address"`
+	Sorry            bool   `json:"sorry,omitempty"`
+	Forward          string `json:"forward"`
+	ConfiguredWeight int    `json:"configured_weight"`
+	// KernelWeight is the weight in the kernel, -1 when the destination
+	// is not in the kernel.
+	KernelWeight int `json:"kernel_weight"`
+}
+
+// Status reads the kernel and reports every configured service.
+func (d *Director) Status(ctx context.Context) (Status, error) {
+	var out Status
+	err := d.do(ctx, func(st *state) {
+		// A status is a moment to look again: it also repairs drift.
+		d.fullReconcile(st)
+		out = d.status(st)
+	})
+	return out, err
+}
+
+func (d *Director) status(st *state) Status {
+	out := Status{Config: st.cfg.Path, Node: st.cfg.Node, Reconciles: st.reconcile, LastReconcile: st.lastOK}
+	if st.lastErr != nil {
+		out.LastError = st.lastErr.Error()
+	}
+	view := d.rec.View()
+	for i := range st.cfg.Services {
+		s := &st.cfg.Services[i]
+		svc := ServiceOf(s)
+		e, inKernel := view[KeyOf(svc)]
+		ss := ServiceStatus{Name: s.Name, Key: KeyOf(svc).String(), InKernel: inKernel, Scheduler: s.Scheduler}
+		add := func(rs *config.RealServer, sorry bool) {
+			kw := -1
+			if inKernel {
+				if kd, ok := e.Dests[DestKey{Addr: rs.Address, Port: rs.Port}]; ok {
+					kw = int(kd.Weight)
+				}
+			}
+			ss.RealServers = append(ss.RealServers, ServerStatus{
+				Address: netip.AddrPortFrom(rs.Address, rs.Port).String(), Sorry: sorry,
+				Forward: string(rs.Forward), ConfiguredWeight: rs.Weight, KernelWeight: kw,
+			})
+		}
+		for j := range s.RealServers {
+			add(&s.RealServers[j], false)
+		}
+		if s.SorryServer != nil {
+			add(s.SorryServer, true)
+		}
+		out.Services = append(out.Services, ss)
+	}
+	for key := range view {
+		if !d.rec.Owned(key) {
+			out.Foreign = append(out.Foreign, key.String())
+		}
+	}
+	return out
+}

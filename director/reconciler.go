@@ -1,0 +1,382 @@
+package director
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cloudflare/ipvs"
+	"github.com/directorlb/director/config"
+	"golang.org/x/sys/unix"
+)
+
+// Reconciler applies desired tables to the kernel. It keeps a view of
+// what the kernel holds, updated by every change it makes, so a change of
+// one weight costs one netlink request and no dump of the whole table;
+// Refresh replaces the view with a fresh dump and reports any drift.
+//
+// A Reconciler is not safe for concurrent use: the Director's loop owns it.
+type Reconciler struct {
+	k     Kernel
+	log   *slog.Logger
+	view  Table
+	owned map[SvcKey]bool
+	// statePath remembers owned services across restarts, so a service
+	// removed from the config while directord was down is still removed.
+	statePath string
+	foreign   []SvcKey
+	Counters  Counters
+}
+
+// Counters are totals since start, for status and metrics.
+type Counters struct {
+	Applied map[OpKind]uint64
+	Errors  uint64
+	Drift   uint64
+}
+
+// Result is what one Apply did.
+type Result struct {
+	Applied int
+	Failed  int
+	Errors  []error
+}
+
+// NewReconciler starts with an empty view; call Refresh before Apply.
+func NewReconciler(k Kernel, log *slog.Logger, statePath string) *Reconciler {
+	r := &Reconciler{k: k, log: log, view: Table{}, owned: map[SvcKey]bool{}, statePath: statePath,
+		Counters: Counters{Applied: map[OpKind]uint64{}}}
+	r.loadOwned()
+	return r
+}
+
+// View is the reconciler's picture of the kernel table. Callers must not
+// modify it.
+func (r *Reconciler) View() Table { return r.view }
+
+// Owned reports whether the director manages a service.
+func (r *Reconciler) Owned(k SvcKey) bool { return r.owned[k] }
+
+// Refresh dumps the kernel's table and makes it the view. It returns one
+// line per difference found in owned services between the old view and
+// the kernel: drift, made by someone else behind the director's back.
+func (r *Reconciler) Refresh() ([]string, error) {
+	fresh, err := ReadTable(r.k)
+	if err != nil {
+		return nil, err
+	}
+	var drift []string
+	for key, old := range r.view {
+		if !r.owned[key] {
+			continue
+		}
+		now, ok := fresh[key]
+		if !ok {
+			drift = append(drift, fmt.Sprintf("service %s disappeared", key))
+			continue
+		}
+		for _, op := range DiffEntry(old, now) {
+			drift = append(drift, driftLine(op))
+		}
+	}
+	slices.Sort(drift)
+	r.Counters.Drift += uint64(len(drift))
+	r.view = fresh
+	return drift, nil
+}
+
+// driftLine describes a difference found by Refresh, where "want" is what
+// the director had set and the op's other side is what the kernel holds.
+func driftLine(op Op) string {
+	key := KeyOf(op.Service)
+	switch op.Kind {
+	case UpdateService:
+		return fmt.Sprintf("service %s changed (scheduler %q flags %v timeout %d)", key, op.OldService.Scheduler, op.OldService.Flags, op.OldService.Timeout)
+	case CreateDest:
+		return fmt.Sprintf("destination %s of %s disappeared", DestKeyOf(op.Dest), key)
+	case UpdateDest:
+		return fmt.Sprintf("destination %s of %s changed (weight %d, was %d)", DestKeyOf(op.Dest), key, op.OldDest.Weight, op.Dest.Weight)
+	case RemoveDest:
+		return fmt.Sprintf("destination %s appeared in %s", DestKeyOf(op.Dest), key)
+	}
+	return op.String()
+}
+
+// Apply makes the kernel hold desired, for every service in it and every
+// service the director owns. Services it does not own are left alone.
+// Kernel errors are logged with the object concerned and counted; the
+// rest of the table still converges.
+func (r *Reconciler) Apply(desired Table) Result {
+	changed := false
+	for key := range desired {
+		if !r.owned[key] {
+			r.owned[key], changed = true, true
+		}
+	}
+	plan := Diff(desired, r.view, r.Owned)
+	r.reportForeign(plan.Foreign)
+	res := r.execute(plan.Ops)
+	for key := range r.owned {
+		if _, inDesired := desired[key]; !inDesired {
+			if _, inKernel := r.view[key]; !inKernel {
+				delete(r.owned, key)
+				changed = true
+			}
+		}
+	}
+	if changed {
+		r.saveOwned()
+	}
+	return res
+}
+
+// ApplyEntry converges one service, for changes that touch only it (a
+// weight). The service must be one the director owns.
+func (r *Reconciler) ApplyEntry(want *Entry) Result {
+	key := KeyOf(want.Service)
+	have, ok := r.view[key]
+	if !ok {
+		return r.Apply(Table{key: want})
+	}
+	return r.execute(DiffEntry(want, have))
+}
+
+// RemoveOwned deletes every owned service from the kernel
+// (ipvs.cleanup_on_exit).
+func (r *Reconciler) RemoveOwned() Result {
+	var ops []Op
+	for key, e := range r.view {
+		if r.owned[key] {
+			ops = append(ops, Op{Kind: RemoveService, Service: e.Service})
+		}
+	}
+	sortOps(ops)
+	res := r.execute(ops)
+	r.owned = map[SvcKey]bool{}
+	r.saveOwned()
+	return res
+}
+
+func (r *Reconciler) reportForeign(foreign []SvcKey) {
+	if slices.Equal(foreign, r.foreign) {
+		return
+	}
+	r.foreign = foreign
+	for _, k := range foreign {
+		r.log.Info("leaving alone a service the config does not name", "service", k.String())
+	}
+}
+
+// execute applies ops in order, keeping the view in step with what
+// succeeded.
+func (r *Reconciler) execute(ops []Op) Result {
+	var res Result
+	verbose := len(ops) <= 50
+	failedSvc := map[SvcKey]bool{}
+	for _, op := range ops {
+		key := KeyOf(op.Service)
+		if failedSvc[key] && (op.Kind == CreateDest || op.Kind == UpdateDest) {
+			continue // the service itself failed: each destination would too
+		}
+		err := r.do(op)
+		if err != nil {
+			res.Failed++
+			r.Counters.Errors++
+			if op.Kind == CreateService {
+				failedSvc[key] = true
+			}
+			err = fmt.Errorf("%s: %w", op, err)
+			res.Errors = append(res.Errors, err)
+			r.log.Error("kernel refused a change", "op", op.Kind.String(), "service", op.Name, "key", key.String(), "destination", destLabel(op), "err", errors.Unwrap(err))
+			continue
+		}
+		res.Applied++
+		r.Counters.Applied[op.Kind]++
+		if verbose {
+			r.log.Info("ipvs changed", opAttrs(op)...)
+		} else {
+			r.log.Debug("ipvs changed", opAttrs(op)...)
+		}
+	}
+	if !verbose && len(ops) > 0 {
+		r.log.Info("ipvs changed", "changes", res.Applied, "failed", res.Failed)
+	}
+	return res
+}
+
+func destLabel(op Op) string {
+	switch op.Kind {
+	case CreateDest, UpdateDest, RemoveDest:
+		return DestKeyOf(op.Dest).String()
+	}
+	return ""
+}
+
+func opAttrs(op Op) []any {
+	attrs := []any{"op", op.Kind.String(), "service", op.Name, "key", KeyOf(op.Service).String()}
+	switch op.Kind {
+	case CreateDest, UpdateDest:
+		attrs = append(attrs, "destination", DestKeyOf(op.Dest).String(), "weight", op.Dest.Weight)
+	case RemoveDest:
+		attrs = append(attrs, "destination", DestKeyOf(op.Dest).String())
+	case UpdateService, CreateService:
+		attrs = append(attrs, "scheduler", op.Service.Scheduler)
+	}
+	return attrs
+}
+
+// do performs one op. A stale view (someone else created or removed the
+// object since the last dump) is not an error: a create that finds the
+// object becomes an update, an update that does not becomes a create, and
+// removing what is gone already succeeds.
+func (r *Reconciler) do(op Op) error {
+	key := KeyOf(op.Service)
+	switch op.Kind {
+	case CreateService, UpdateService:
+		var err error
+		if op.Kind == CreateService {
+			if err = r.k.CreateService(op.Service); errors.Is(err, unix.EEXIST) {
+				err = r.k.UpdateService(op.Service)
+			}
+		} else if err = r.k.UpdateService(op.Service); isNotExist(err) {
+			err = r.k.CreateService(op.Service)
+		}
+		if err != nil {
+			return err
+		}
+		if e, ok := r.view[key]; ok {
+			e.Service = normalService(op.Service)
+			if e.Name == "" {
+				e.Name = op.Name
+			}
+		} else {
+			r.view[key] = &Entry{Name: op.Name, Service: normalService(op.Service), Dests: map[DestKey]ipvs.Destination{}}
+		}
+	case RemoveService:
+		if err := r.k.RemoveService(op.Service); err != nil && !isNotExist(err) {
+			return err
+		}
+		delete(r.view, key)
+	case CreateDest, UpdateDest:
+		var err error
+		if op.Kind == CreateDest {
+			if err = r.k.CreateDestination(op.Service, op.Dest); errors.Is(err, unix.EEXIST) {
+				err = r.k.UpdateDestination(op.Service, op.Dest)
+			}
+		} else if err = r.k.UpdateDestination(op.Service, op.Dest); isNotExist(err) {
+			err = r.k.CreateDestination(op.Service, op.Dest)
+		}
+		if err != nil {
+			return err
+		}
+		if e, ok := r.view[key]; ok {
+			e.Dests[DestKeyOf(op.Dest)] = op.Dest
+		}
+	case RemoveDest:
+		if err := r.k.RemoveDestination(op.Service, op.Dest); err != nil && !isNotExist(err) {
+			return err
+		}
+		if e, ok := r.view[key]; ok {
+			delete(e.Dests, DestKeyOf(op.Dest))
+		}
+	}
+	return nil
+}
+
+// isNotExist matches the kernel's "no such service/destination": IPVS
+// answers ESRCH for a missing service and ENOENT for a missing
+// destination.
+func isNotExist(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)
+}
+
+// SetTimeouts applies ipvs.timeouts, leaving zero fields as they are.
+func (r *Reconciler) SetTimeouts(t *config.Timeouts) error {
+	if t == nil {
+		return nil
+	}
+	cur, err := r.k.Config()
+	if err != nil {
+		return fmt.Errorf("read IPVS timeouts: %w", err)
+	}
+	want := cur
+	for _, f := range []struct {
+		d   float64
+		dst *uint32
+	}{{t.TCP.Seconds(), &want.TCPTimeout}, {t.TCPFin.Seconds(), &want.TCPFinTimeout}, {t.UDP.Seconds(), &want.UDPTimeout}} {
+		if f.d > 0 {
+			*f.dst = uint32(f.d)
+		}
+	}
+	if want == cur {
+		return nil
+	}
+	if err := r.k.SetConfig(want); err != nil {
+		return fmt.Errorf("set IPVS timeouts: %w", err)
+	}
+	r.log.Info("ipvs timeouts set", "tcp", want.TCPTimeout, "tcp_fin", want.TCPFinTimeout, "udp", want.UDPTimeout)
+	return nil
+}
+
+func (r *Reconciler) loadOwned() {
+	if r.statePath == "" {
+		return
+	}
+	b, err := os.ReadFile(r.statePath)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("cannot read the list of owned services; owning only what the config names", "path", r.statePath, "err", err)
+		}
+		return
+	}
+	var keys []SvcKey
+	if err := json.Unmarshal(b, &keys); err != nil {
+		r.log.Warn("ignoring a corrupt list of owned services", "path", r.statePath, "err", err)
+		return
+	}
+	for _, k := range keys {
+		r.owned[k] = true
+	}
+}
+
+func (r *Reconciler) saveOwned() {
+	if r.statePath == "" {
+		return
+	}
+	keys := make([]SvcKey, 0, len(r.owned))
+	for k := range r.owned {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareSvcKey)
+	b, _ := json.Marshal(keys)
+	if err := writeFileAtomic(r.statePath, b, 0o600); err != nil {
+		r.log.Warn("cannot save the list of owned services", "path", r.statePath, "err", err)
+	}
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

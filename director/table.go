@@ -1,0 +1,132 @@
+// Package director turns the configuration into kernel IPVS state and
+// keeps the kernel saying it: it computes the desired table, diffs it with
+// a cached view of the kernel's, applies only the difference, and repairs
+// drift on a timer.
+package director
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"net/netip"
+
+	"github.com/cloudflare/ipvs"
+)
+
+// Kernel is the part of IPVS the director drives. *ipvs.Client satisfies
+// it; tests use a fake.
+type Kernel interface {
+	Services() ([]ipvs.ServiceExtended, error)
+	Destinations(ipvs.Service) ([]ipvs.DestinationExtended, error)
+	CreateService(ipvs.Service) error
+	UpdateService(ipvs.Service) error
+	RemoveService(ipvs.Service) error
+	CreateDestination(ipvs.Service, ipvs.Destination) error
+	UpdateDestination(ipvs.Service, ipvs.Destination) error
+	RemoveDestination(ipvs.Service, ipvs.Destination) error
+	Config() (ipvs.Config, error)
+	SetConfig(ipvs.Config) error
+}
+
+// SvcKey identifies a virtual service the way the kernel does.
+type SvcKey struct {
+	FWMark   uint32
+	Family   ipvs.AddressFamily
+	Protocol ipvs.Protocol
+	Addr     netip.Addr
+	Port     uint16
+}
+
+// KeyOf returns the identity of a service.
+func KeyOf(s ipvs.Service) SvcKey {
+	if s.FWMark != 0 {
+		return SvcKey{FWMark: s.FWMark, Family: s.Family}
+	}
+	return SvcKey{Family: s.Family, Protocol: s.Protocol, Addr: s.Address, Port: s.Port}
+}
+
+func (k SvcKey) String() string {
+	if k.FWMark != 0 {
+		fam := "ipv4"
+		if k.Family == ipvs.INET6 {
+			fam = "ipv6"
+		}
+		return fmt.Sprintf("fwmark %d/%s", k.FWMark, fam)
+	}
+	proto := map[ipvs.Protocol]string{ipvs.TCP: "tcp", ipvs.UDP: "udp", ipvs.SCTP: "sctp"}[k.Protocol]
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(k.Addr, k.Port), proto)
+}
+
+// DestKey identifies a destination within its service.
+type DestKey struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+// DestKeyOf returns the identity of a destination.
+func DestKeyOf(d ipvs.Destination) DestKey { return DestKey{Addr: d.Address, Port: d.Port} }
+
+func (k DestKey) String() string { return netip.AddrPortFrom(k.Addr, k.Port).String() }
+
+// Entry is one service with its destinations.
+type Entry struct {
+	Name    string // the config's name; empty for services read from the kernel
+	Service ipvs.Service
+	Dests   map[DestKey]ipvs.Destination
+}
+
+// Table is a whole IPVS table, desired or as the kernel holds it.
+type Table map[SvcKey]*Entry
+
+// The kernel reports flags the director never sets (hashed): they must
+// not count as a difference.
+const serviceFlagMask = ipvs.ServicePersistent | ipvs.ServiceOnePacket |
+	ipvs.ServiceSchedulerOpt1 | ipvs.ServiceSchedulerOpt2 | ipvs.ServiceSchedulerOpt3
+
+// normalService strips what the kernel adds to what was configured.
+func normalService(s ipvs.Service) ipvs.Service {
+	s.Flags &= serviceFlagMask
+	if s.FWMark != 0 {
+		s.Address, s.Port, s.Protocol = netip.Addr{}, 0, 0
+	}
+	return s
+}
+
+// sameService reports whether two services of the same key need no edit.
+func sameService(a, b ipvs.Service) bool {
+	a, b = normalService(a), normalService(b)
+	return a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.Timeout == b.Timeout &&
+		a.Netmask.Bits() == b.Netmask.Bits()
+}
+
+// sameDest reports whether two destinations of the same key need no edit.
+func sameDest(a, b ipvs.Destination) bool {
+	return a.FwdMethod == b.FwdMethod && a.Weight == b.Weight &&
+		a.UpperThreshold == b.UpperThreshold && a.LowerThreshold == b.LowerThreshold &&
+		a.TunnelType == b.TunnelType && a.TunnelPort == b.TunnelPort && a.TunnelFlags == b.TunnelFlags
+}
+
+// ReadTable dumps the kernel's whole table.
+func ReadTable(k Kernel) (Table, error) {
+	svcs, err := k.Services()
+	// cloudflare/ipvs reports an empty dump as os.ErrNotExist.
+	if errors.Is(err, os.ErrNotExist) {
+		return Table{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read IPVS services: %w", err)
+	}
+	t := make(Table, len(svcs))
+	for _, s := range svcs {
+		e := &Entry{Service: normalService(s.Service), Dests: map[DestKey]ipvs.Destination{}}
+		dests, err := k.Destinations(s.Service)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read destinations of %s: %w", KeyOf(s.Service), err)
+		}
+		for _, d := range dests {
+			e.Dests[DestKeyOf(d.Destination)] = d.Destination
+		}
+		t[KeyOf(e.Service)] = e
+	}
+	return t, nil
+}
