@@ -35,8 +35,10 @@ e2e: deps
 demo: deps
 	$(LAB) demo
 
+# Host benchmarks, then the lab's (real kernel): figures, not pass/fail.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(LAB) test -timeout 45m -test.timeout 40m -run '^$$' -bench . -benchtime 1x ./e2e
 
 # Short fuzzing of every parser that reads untrusted input.
 FUZZTIME ?= 20s

@@ -19,7 +19,7 @@ func unicastProblem(a netip.Addr) string {
 	case a.Zone() != "":
 		return "must not have a zone (%" + a.Zone() + ")"
 	case a.Is4In6():
-		return "must not be an IPv4-mapped IPv6 address; write " + a.Unmap().String()
+		return "must not be an IPv4-mapped IPv6 address (write " + a.Unmap().String() + ")"
 	case a.IsUnspecified():
 		return "must not be the unspecified address"
 	case a.IsMulticast():

@@ -27,13 +27,16 @@ type decoder struct {
 }
 
 func (d *decoder) errorf(n *yaml.Node, key, format string, args ...any) {
-	if len(d.errs) >= maxErrors {
+	if d.full() {
 		d.dropped++
 		d.last = n
 		return
 	}
 	d.errs = append(d.errs, &Error{Pos: d.pos(n), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
+
+// full reports that further problems will only be counted.
+func (d *decoder) full() bool { return len(d.errs) >= maxErrors }
 
 // warnf records a problem that does not make the file invalid.
 func (d *decoder) warnf(n *yaml.Node, key, format string, args ...any) {
@@ -163,9 +166,18 @@ func (d *decoder) mapping(n *yaml.Node, path, what string, allowed []string) *fi
 			continue
 		}
 		name := k.Value
-		key := join(path, clip(name))
+		shown := clip(name)
+		if shown == "" {
+			shown = `""` // a key path must name something
+		}
+		key := join(path, shown)
 		if !slices.Contains(allowed, name) {
-			d.errorf(k, key, "%s", unknownKey(name, allowed))
+			if d.full() {
+				// Spare the message for a file that is mostly unknown keys.
+				d.errorf(k, key, "")
+			} else {
+				d.errorf(k, key, "%s", unknownKey(name, allowed))
+			}
 			continue
 		}
 		if first, dup := f.keys[name]; dup {

@@ -82,14 +82,19 @@ func parseYAML(data []byte) (doc *yaml.Node, err error) {
 	case err != nil:
 		return nil, err
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-		return &first, nil
-	case err != nil:
-		return nil, err
+	for {
+		var next yaml.Node
+		switch err := dec.Decode(&next); {
+		case errors.Is(err, io.EOF):
+			return &first, nil
+		case err != nil:
+			return nil, err
+		}
+		// A trailing "---" with nothing after it is harmless.
+		if len(next.Content) > 0 && !isNull(next.Content[0]) {
+			return nil, &extraDocument{line: next.Line}
+		}
 	}
-	return nil, &extraDocument{line: next.Line}
 }
 
 // extraDocument is a second YAML document: directord reads one, and
@@ -97,7 +102,7 @@ func parseYAML(data []byte) (doc *yaml.Node, err error) {
 type extraDocument struct{ line int }
 
 func (e *extraDocument) Error() string {
-	return fmt.Sprintf("yaml: line %d: a second document; the configuration is one YAML document", e.line)
+	return fmt.Sprintf("yaml: line %d: a second document", e.line)
 }
 
 // config decodes the top level, in the order the parts depend on each other.

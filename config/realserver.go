@@ -69,7 +69,9 @@ func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext) (*
 	forwardOK := ctx.forwardOK
 	if v := f.value("forward"); v != nil {
 		fw, ok := d.enum(v, f.sub("forward"), forwards)
-		r.Forward, forwardOK = Forward(fw), ok
+		if forwardOK = ok; ok {
+			r.Forward = Forward(fw)
+		}
 	}
 	if v := f.value("weight"); v != nil {
 		w, _ := d.integer(v, f.sub("weight"), 0, 65535)
@@ -121,7 +123,7 @@ func (d *decoder) sorryServer(n *yaml.Node, key string, ctx *endpointContext) *R
 	}
 	for _, rs := range ctx.svc.RealServers {
 		if rs.AddrPort() == r.AddrPort() {
-			d.errorf(n, key, "%s is also a real server (%d:%d); a sorry server stands in for them", r.AddrPort(), rs.Pos.Line, rs.Pos.Col)
+			d.errorf(n, key, "%s is also a real server (at %d:%d); a sorry server stands in for the real servers", r.AddrPort(), rs.Pos.Line, rs.Pos.Col)
 			return nil
 		}
 	}

@@ -149,7 +149,7 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 		if on, ok := d.boolean(v, f.sub("one_packet")); ok {
 			s.OnePacket = on
 			if on && protoOK && s.FWMark == 0 && s.Protocol != UDP {
-				d.errorf(v, f.sub("one_packet"), "only for udp services (and fwmark), this one is %s", s.Protocol)
+				d.errorf(v, f.sub("one_packet"), "only for udp services (and fwmark); this one is %s", s.Protocol)
 			}
 		}
 	}
@@ -178,7 +178,9 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 
 	if v := f.value("forward"); v != nil {
 		fw, ok := d.enum(v, f.sub("forward"), forwards)
-		s.Forward, ctx.forwardOK = Forward(fw), ok
+		if ctx.forwardOK = ok; ok {
+			s.Forward = Forward(fw)
+		}
 	}
 	ctx.tunnel = TunnelSpec{Type: IPIP, Checksum: "nocsum"}
 	if v := f.value("tunnel"); v != nil {

@@ -12,7 +12,7 @@ func suggest(word string, candidates []string) string {
 		return ""
 	}
 	w := strings.ToLower(word)
-	limit := 1 + utf8.RuneCountInString(w)/4
+	limit := 1 + utf8.RuneCountInString(w)/5
 	best, bestDist := "", limit+1
 	for _, c := range candidates {
 		if d := editDistance(w, c); d < bestDist {

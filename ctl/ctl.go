@@ -62,6 +62,9 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"list", runList},
+		{"save", runSave},
+		{"restore", runRestore},
 		{"status", runStatus},
 		{"reload", runReload},
 		{"check-config", runCheckConfig},

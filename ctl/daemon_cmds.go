@@ -128,6 +128,9 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Stdout, "%s (warning)\n", w)
+	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d service(s))\n", cfg.Path, len(cfg.Services))
 	return nil
 }

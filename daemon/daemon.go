@@ -44,6 +44,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	logWarnings(log, cfg)
 	open := opts.OpenKernel
 	if open == nil {
 		open = openIPVS
@@ -52,9 +53,17 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w (is the ip_vs module loaded? modprobe ip_vs)", ErrNoIPVS, err)
 	}
+	// A second socket lets large plans (a cold start, a big reload)
+	// overlap user-space and kernel work; more gain nothing, as the
+	// kernel serialises IPVS changes.
+	var workers []director.Kernel
+	if w, err := open(); err == nil {
+		workers = append(workers, w)
+	}
 	d := director.New(director.Options{
-		Kernel: k,
-		Logger: log,
+		Kernel:  k,
+		Workers: workers,
+		Logger:  log,
 		// Kept beside the socket: per daemon, root-only, gone at reboot
 		// together with the kernel table it describes.
 		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
@@ -136,6 +145,7 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 		}
 		return nil, err
 	}
+	logWarnings(s.log, cfg)
 	if cfg.Control.Socket != s.socket {
 		s.log.Warn("control.socket changed; it takes effect at the next restart", "running", s.socket, "configured", cfg.Control.Socket)
 	}
@@ -165,4 +175,12 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 		return ReloadResult{Changes: res.Applied, Failed: res.Failed}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}
+
+// logWarnings reports what the config accepted but an admin should know:
+// a setting that has no effect, a port that DR cannot map.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config", "warning", w.Error())
+	}
 }

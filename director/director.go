@@ -37,6 +37,8 @@ type Options struct {
 	Logger  *slog.Logger
 	// StatePath keeps the list of owned services; "" keeps it in memory.
 	StatePath string
+	// Workers are extra handles on the same kernel for large plans.
+	Workers []Kernel
 }
 
 // New makes a Director for an already validated configuration.
@@ -47,8 +49,10 @@ func New(opts Options) *Director {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	rec := NewReconciler(opts.Kernel, opts.Logger, opts.StatePath)
+	rec.SetWorkers(opts.Workers...)
 	return &Director{
-		rec:     NewReconciler(opts.Kernel, opts.Logger, opts.StatePath),
+		rec:     rec,
 		weights: opts.Weights,
 		log:     opts.Logger,
 		reqs:    make(chan func(*state)),

@@ -1,13 +1,16 @@
 package director
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/cloudflare/ipvs"
 	"github.com/directorlb/director/config"
@@ -22,6 +25,7 @@ import (
 // A Reconciler is not safe for concurrent use: the Director's loop owns it.
 type Reconciler struct {
 	k     Kernel
+	extra []Kernel // more sockets for large plans (SetWorkers)
 	log   *slog.Logger
 	view  Table
 	owned map[SvcKey]bool
@@ -53,6 +57,10 @@ func NewReconciler(k Kernel, log *slog.Logger, statePath string) *Reconciler {
 	r.loadOwned()
 	return r
 }
+
+// SetWorkers gives the reconciler more handles on the same kernel, each
+// with its own netlink socket, for applying large plans in parallel.
+func (r *Reconciler) SetWorkers(extra ...Kernel) { r.extra = extra }
 
 // View is the reconciler's picture of the kernel table. Callers must not
 // modify it.
@@ -171,29 +179,62 @@ func (r *Reconciler) reportForeign(foreign []SvcKey) {
 	}
 }
 
-// execute applies ops in order, keeping the view in step with what
-// succeeded.
+// parallelMin is the size from which a plan is spread over the extra
+// kernel handles: below it, goroutines cost more than they save.
+const parallelMin = 256
+
+// execute applies ops, keeping the view in step with what succeeded.
+// Large plans are sharded by service over several netlink sockets: the
+// kernel serialises IPVS changes, but each request's user-space half
+// (encoding, decoding, garbage) overlaps with another's kernel half.
+// Within a service the plan's order is kept.
 func (r *Reconciler) execute(ops []Op) Result {
+	errs := make([]error, len(ops))
+	skipped := make([]bool, len(ops))
+	kernels := append([]Kernel{r.k}, r.extra...)
+	if len(ops) < parallelMin {
+		kernels = kernels[:1]
+	}
+	shards := make([][]int, len(kernels))
+	for i, op := range ops {
+		w := shardOf(KeyOf(op.Service), len(kernels))
+		shards[w] = append(shards[w], i)
+	}
+	var wg sync.WaitGroup
+	for w, idxs := range shards {
+		wg.Add(1)
+		go func(k Kernel, idxs []int) {
+			defer wg.Done()
+			failedSvc := map[SvcKey]bool{}
+			for _, i := range idxs {
+				op := ops[i]
+				key := KeyOf(op.Service)
+				if failedSvc[key] && (op.Kind == CreateDest || op.Kind == UpdateDest) {
+					skipped[i] = true // the service failed: each destination would too
+					continue
+				}
+				if errs[i] = apply(k, op); errs[i] != nil && op.Kind == CreateService {
+					failedSvc[key] = true
+				}
+			}
+		}(kernels[w], idxs)
+	}
+	wg.Wait()
+
 	var res Result
 	verbose := len(ops) <= 50
-	failedSvc := map[SvcKey]bool{}
-	for _, op := range ops {
-		key := KeyOf(op.Service)
-		if failedSvc[key] && (op.Kind == CreateDest || op.Kind == UpdateDest) {
-			continue // the service itself failed: each destination would too
-		}
-		err := r.do(op)
-		if err != nil {
-			res.Failed++
-			r.Counters.Errors++
-			if op.Kind == CreateService {
-				failedSvc[key] = true
-			}
-			err = fmt.Errorf("%s: %w", op, err)
-			res.Errors = append(res.Errors, err)
-			r.log.Error("kernel refused a change", "op", op.Kind.String(), "service", op.Name, "key", key.String(), "destination", destLabel(op), "err", errors.Unwrap(err))
+	for i, op := range ops {
+		if skipped[i] {
 			continue
 		}
+		if err := errs[i]; err != nil {
+			res.Failed++
+			r.Counters.Errors++
+			res.Errors = append(res.Errors, fmt.Errorf("%s: %w", op, err))
+			r.log.Error("kernel refused a change", "op", op.Kind.String(), "service", op.Name, "key", KeyOf(op.Service).String(), "destination", destLabel(op), "err", err)
+			continue
+		}
+		r.record(op)
 		res.Applied++
 		r.Counters.Applied[op.Kind]++
 		if verbose {
@@ -206,6 +247,23 @@ func (r *Reconciler) execute(ops []Op) Result {
 		r.log.Info("ipvs changed", "changes", res.Applied, "failed", res.Failed)
 	}
 	return res
+}
+
+// shardOf spreads services evenly and stably over n workers.
+func shardOf(k SvcKey, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	b := k.Addr.As16()
+	h.Write(b[:])
+	var x [9]byte
+	binary.LittleEndian.PutUint32(x[0:], k.FWMark)
+	binary.LittleEndian.PutUint16(x[4:], k.Port)
+	binary.LittleEndian.PutUint16(x[6:], uint16(k.Protocol))
+	x[8] = byte(k.Family)
+	h.Write(x[:])
+	return int(h.Sum32() % uint32(n))
 }
 
 func destLabel(op Op) string {
@@ -229,25 +287,53 @@ func opAttrs(op Op) []any {
 	return attrs
 }
 
-// do performs one op. A stale view (someone else created or removed the
-// object since the last dump) is not an error: a create that finds the
-// object becomes an update, an update that does not becomes a create, and
-// removing what is gone already succeeds.
-func (r *Reconciler) do(op Op) error {
+// apply performs one op on k. A stale view (someone else created or
+// removed the object since the last dump) is not an error: a create that
+// finds the object becomes an update, an update that does not becomes a
+// create, and removing what is gone already succeeds.
+func apply(k Kernel, op Op) error {
+	switch op.Kind {
+	case CreateService:
+		err := k.CreateService(op.Service)
+		if errors.Is(err, unix.EEXIST) {
+			err = k.UpdateService(op.Service)
+		}
+		return err
+	case UpdateService:
+		err := k.UpdateService(op.Service)
+		if isNotExist(err) {
+			err = k.CreateService(op.Service)
+		}
+		return err
+	case RemoveService:
+		if err := k.RemoveService(op.Service); err != nil && !isNotExist(err) {
+			return err
+		}
+	case CreateDest:
+		err := k.CreateDestination(op.Service, op.Dest)
+		if errors.Is(err, unix.EEXIST) {
+			err = k.UpdateDestination(op.Service, op.Dest)
+		}
+		return err
+	case UpdateDest:
+		err := k.UpdateDestination(op.Service, op.Dest)
+		if isNotExist(err) {
+			err = k.CreateDestination(op.Service, op.Dest)
+		}
+		return err
+	case RemoveDest:
+		if err := k.RemoveDestination(op.Service, op.Dest); err != nil && !isNotExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// record updates the view after op succeeded.
+func (r *Reconciler) record(op Op) {
 	key := KeyOf(op.Service)
 	switch op.Kind {
 	case CreateService, UpdateService:
-		var err error
-		if op.Kind == CreateService {
-			if err = r.k.CreateService(op.Service); errors.Is(err, unix.EEXIST) {
-				err = r.k.UpdateService(op.Service)
-			}
-		} else if err = r.k.UpdateService(op.Service); isNotExist(err) {
-			err = r.k.CreateService(op.Service)
-		}
-		if err != nil {
-			return err
-		}
 		if e, ok := r.view[key]; ok {
 			e.Service = normalService(op.Service)
 			if e.Name == "" {
@@ -257,34 +343,16 @@ func (r *Reconciler) do(op Op) error {
 			r.view[key] = &Entry{Name: op.Name, Service: normalService(op.Service), Dests: map[DestKey]ipvs.Destination{}}
 		}
 	case RemoveService:
-		if err := r.k.RemoveService(op.Service); err != nil && !isNotExist(err) {
-			return err
-		}
 		delete(r.view, key)
 	case CreateDest, UpdateDest:
-		var err error
-		if op.Kind == CreateDest {
-			if err = r.k.CreateDestination(op.Service, op.Dest); errors.Is(err, unix.EEXIST) {
-				err = r.k.UpdateDestination(op.Service, op.Dest)
-			}
-		} else if err = r.k.UpdateDestination(op.Service, op.Dest); isNotExist(err) {
-			err = r.k.CreateDestination(op.Service, op.Dest)
-		}
-		if err != nil {
-			return err
-		}
 		if e, ok := r.view[key]; ok {
 			e.Dests[DestKeyOf(op.Dest)] = op.Dest
 		}
 	case RemoveDest:
-		if err := r.k.RemoveDestination(op.Service, op.Dest); err != nil && !isNotExist(err) {
-			return err
-		}
 		if e, ok := r.view[key]; ok {
 			delete(e.Dests, DestKeyOf(op.Dest))
 		}
 	}
-	return nil
 }
 
 // isNotExist matches the kernel's "no such service/destination": IPVS

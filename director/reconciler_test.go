@@ -2,6 +2,7 @@ package director
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -320,5 +321,37 @@ func TestTimeoutsLeaveZeroFieldsAlone(t *testing.T) {
 	_ = r.SetTimeouts(&config.Timeouts{TCP: 600 * time.Second})
 	if k.calls["SetConfig"] != 0 {
 		t.Fatal("unchanged timeouts were written again")
+	}
+}
+
+func TestLargePlanShardedOverWorkers(t *testing.T) {
+	k := newFakeKernel()
+	r := NewReconciler(k, quietLog(), "")
+	// Two handles on the same (locked) fake, as two netlink sockets on
+	// one kernel.
+	r.SetWorkers(k)
+	var services []config.Service
+	for i := 0; i < 60; i++ {
+		var reals []config.RealServer
+		for j := 0; j < 8; j++ {
+			reals = append(reals, rs(netip.AddrFrom4([4]byte{10, 2, byte(i), byte(j + 1)}).String()+":80", 1+j))
+		}
+		s := svc(fmt.Sprintf("s%d", i), netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}).String(), 80, reals...)
+		if i == 13 {
+			s.Scheduler = "nosuch"
+		}
+		services = append(services, s)
+	}
+	cfg := cfgOf(services...)
+	res := converge(t, r, cfg, nil2w())
+	if res.Failed != 1 || res.Applied != 59*9 {
+		t.Fatalf("sharded apply: %d applied, %d failed; want %d and 1", res.Applied, res.Failed, 59*9)
+	}
+	good := cfgOf(append(append([]config.Service{}, services[:13]...), services[14:]...)...)
+	kernelEquals(t, k, good, nil2w())
+	// The view matches the kernel: a no-op pass changes nothing.
+	k.resetCalls()
+	if res := r.Apply(DesiredTable(good, nil2w())); res.Applied != 0 || k.mutations() != 0 {
+		t.Fatalf("view out of step after a sharded apply: %+v %v", res, k.calls)
 	}
 }

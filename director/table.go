@@ -7,8 +7,8 @@ package director
 import (
 	"errors"
 	"fmt"
-	"os"
 	"net/netip"
+	"os"
 
 	"github.com/cloudflare/ipvs"
 )

@@ -15,7 +15,7 @@ import (
 
 // ipvsIn opens an IPVS client inside a host: the netlink socket belongs
 // to the namespace it is created in.
-func ipvsIn(t *testing.T, h *topo.Host) ipvs.Client {
+func ipvsIn(t testing.TB, h *topo.Host) ipvs.Client {
 	t.Helper()
 	var c ipvs.Client
 	if err := h.Do(func() (err error) {

@@ -175,6 +175,8 @@ func cmdTest(ctx context.Context, args []string) error {
 	var c common
 	c.register(fs, 20*time.Minute)
 	runRE := fs.String("run", "", "run only tests matching this regexp (as go test -run)")
+	benchRE := fs.String("bench", "", "run benchmarks matching this regexp (as go test -bench)")
+	benchtime := fs.String("benchtime", "", "as go test -benchtime")
 	hostTools := fs.String("host-tools", "ipvsadm", "comma-separated host programs to copy into the guest with their libraries")
 	testTimeout := fs.Duration("test.timeout", 15*time.Minute, "per test binary timeout inside the guest")
 	if err := fs.Parse(args); err != nil {
@@ -228,6 +230,12 @@ func cmdTest(ctx context.Context, args []string) error {
 		argv := []string{path.Join("/bin", filepath.Base(bin)), "-test.v", "-test.timeout", testTimeout.String()}
 		if *runRE != "" {
 			argv = append(argv, "-test.run", *runRE)
+		}
+		if *benchRE != "" {
+			argv = append(argv, "-test.bench", *benchRE, "-test.benchmem")
+		}
+		if *benchtime != "" {
+			argv = append(argv, "-test.benchtime", *benchtime)
 		}
 		payload.Commands = append(payload.Commands, lab.Command{Name: p.ImportPath, Argv: argv, Dir: guestDir})
 	}

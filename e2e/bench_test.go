@@ -1,0 +1,192 @@
+//go:build lab
+
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/director"
+	"github.com/directorlb/director/lab/topo"
+)
+
+// The reference table: 10,000 services of 10 real servers each.
+const benchServices, benchReals = 10000, 10
+
+func benchVIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 100, byte(i / 256), byte(i % 256)})
+}
+func benchRS(j int) netip.Addr { return netip.AddrFrom4([4]byte{10, 200, 0, byte(j + 1)}) }
+
+func benchConfig() *config.Config {
+	cfg := &config.Config{IPVS: config.IPVS{ReconcileInterval: time.Hour}}
+	for i := 0; i < benchServices; i++ {
+		s := config.Service{Name: fmt.Sprintf("s%d", i), VIP: benchVIP(i), Port: 80, Protocol: config.TCP,
+			Scheduler: "wlc", Forward: config.NAT, OnFailure: config.Quiesce}
+		for j := 0; j < benchReals; j++ {
+			s.RealServers = append(s.RealServers, config.RealServer{Address: benchRS(j), Port: 80, Weight: 1, Forward: config.NAT})
+		}
+		cfg.Services = append(cfg.Services, s)
+	}
+	return cfg
+}
+
+// benchRules is the same table as ipvsadm -R input.
+func benchRules() string {
+	var b strings.Builder
+	for i := 0; i < benchServices; i++ {
+		fmt.Fprintf(&b, "-A -t %s:80 -s wlc\n", benchVIP(i))
+		for j := 0; j < benchReals; j++ {
+			fmt.Fprintf(&b, "-a -t %s:80 -r %s:80 -m -w 1\n", benchVIP(i), benchRS(j))
+		}
+	}
+	return b.String()
+}
+
+// benchReconciler opens two netlink sockets in h, as directord does.
+func benchReconciler(b *testing.B, h *topo.Host) *director.Reconciler {
+	b.Helper()
+	r := director.NewReconciler(ipvsIn(b, h).(director.Kernel), slog.New(slog.NewTextHandler(io.Discard, nil)), "")
+	r.SetWorkers(ipvsIn(b, h).(director.Kernel))
+	return r
+}
+
+// BenchmarkTable100k measures the reference table under the lab's
+// software-emulated kernel, step by step on one table (building it takes
+// minutes there): cold apply side by side with real ipvsadm -R, one weight
+// change, a no-op reconcile, and directord's memory holding it.
+func BenchmarkTable100k(b *testing.B) {
+	cfg := benchConfig()
+	n := topo.New(b)
+	dirA, dirB := n.Host("a"), n.Host("b")
+	r := benchReconciler(b, dirA)
+
+	b.Run("ColdApply", func(b *testing.B) {
+		desired := director.DesiredTable(cfg, director.ConfiguredWeights{})
+		if _, err := r.Refresh(); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		res := r.Apply(desired)
+		ours := time.Since(start)
+		if res.Failed != 0 || res.Applied != benchServices*(benchReals+1) {
+			b.Fatalf("cold apply: %d applied, %d failed", res.Applied, res.Failed)
+		}
+		start = time.Now()
+		cmd := exec.Command("/bin/ipvsadm", "-R")
+		cmd.Stdin = strings.NewReader(benchRules())
+		p, err := dirB.StartCmd(cmd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Wait(); err != nil {
+			b.Fatalf("ipvsadm -R: %v", err)
+		}
+		theirs := time.Since(start)
+		b.ReportMetric(ours.Seconds(), "director-s")
+		b.ReportMetric(theirs.Seconds(), "ipvsadm-restore-s")
+		b.Logf("cold apply of %d services x %d real servers: director %.1fs, ipvsadm -R %.1fs (same guest)",
+			benchServices, benchReals, ours.Seconds(), theirs.Seconds())
+	})
+
+	b.Run("WeightChange", func(b *testing.B) {
+		const changes = 1000
+		lat := make([]time.Duration, 0, changes)
+		for c := 0; c < changes; c++ {
+			s := &cfg.Services[(c*7919)%benchServices]
+			rs := &s.RealServers[c%benchReals]
+			rs.Weight = 6 - rs.Weight // 1 <-> 5: always a change
+			start := time.Now()
+			res := r.ApplyEntry(director.DesiredEntry(s, director.ConfiguredWeights{}))
+			lat = append(lat, time.Since(start))
+			if res.Failed != 0 || res.Applied != 1 {
+				b.Fatalf("weight change: %+v", res)
+			}
+		}
+		slices.Sort(lat)
+		p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+		b.ReportMetric(p(0.5), "p50-ms")
+		b.ReportMetric(p(0.99), "p99-ms")
+		b.Logf("one weight change in a %d-destination table: p50 %.2fms p99 %.2fms max %.2fms over %d changes",
+			benchServices*benchReals, p(0.5), p(0.99), p(1), changes)
+	})
+
+	b.Run("NoopReconcile", func(b *testing.B) {
+		start := time.Now()
+		drift, err := r.Refresh()
+		if err != nil || len(drift) != 0 {
+			b.Fatalf("refresh: %v drift %v", err, drift)
+		}
+		mid := time.Now()
+		if res := r.Apply(director.DesiredTable(cfg, director.ConfiguredWeights{})); res.Applied != 0 || res.Failed != 0 {
+			b.Fatalf("no-op reconcile changed something: %+v", res)
+		}
+		dump, diff := mid.Sub(start), time.Since(mid)
+		b.ReportMetric(float64((dump + diff).Milliseconds()), "ms/reconcile")
+		b.ReportMetric(float64(diff.Milliseconds()), "ms/diff")
+		b.Logf("no-op reconcile of %d destinations: %.0fms = kernel dump %.0fms + desired table and diff %.0fms",
+			benchServices*benchReals, float64((dump + diff).Milliseconds()), float64(dump.Milliseconds()), float64(diff.Milliseconds()))
+	})
+
+	b.Run("DirectordRSS", func(b *testing.B) {
+		tmp := b.TempDir()
+		var y strings.Builder
+		y.WriteString(configHeader(tmp))
+		y.WriteString("services:\n")
+		for i := range cfg.Services {
+			s := &cfg.Services[i]
+			fmt.Fprintf(&y, "  - name: %s\n    vip: %s\n    port: 80\n    check: {type: none}\n    real_servers:\n", s.Name, s.VIP)
+			for _, rs := range s.RealServers {
+				fmt.Fprintf(&y, "      - {address: %s, weight: %d}\n", rs.Address, rs.Weight)
+			}
+		}
+		path := filepath.Join(tmp, "director.yaml")
+		if err := os.WriteFile(path, []byte(y.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		lw := topo.NewLogWatch(io.Discard, "")
+		cmd := exec.Command("/bin/directord", "-config", path)
+		cmd.Stdout, cmd.Stderr = lw, lw
+		start := time.Now()
+		p, err := dirA.StartCmd(cmd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := lw.Wait(0, "directord ready", 15*time.Minute); err != nil {
+			b.Fatal(err, lw.Lines())
+		}
+		ready := time.Since(start)
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var rssKB int
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				rssKB, _ = strconv.Atoi(f[1])
+			}
+		}
+		changed := strings.Contains(strings.Join(lw.Lines(), "\n"), "ipvs changed")
+		if err := p.Stop(30 * time.Second); err != nil {
+			b.Fatal(err)
+		}
+		if changed {
+			b.Fatal("directord changed the kernel while adopting an identical table")
+		}
+		b.ReportMetric(float64(rssKB)/1024, "RSS-MiB")
+		b.ReportMetric(ready.Seconds(), "start-to-ready-s")
+		b.Logf("directord adopting %d services x %d real servers: RSS %.1f MiB, ready in %.1fs (YAML load, kernel dump, diff; no change made)",
+			benchServices, benchReals, float64(rssKB)/1024, ready.Seconds())
+	})
+}
