@@ -52,6 +52,7 @@ Kernel table (works without directord):
 Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
   status [--json]                 services, real servers, weights and health
   reload                          re-read the config (as SIGHUP); a bad config is refused
+  reconcile                       compare the kernel with the config now, repairing drift
   check-config [-config PATH]     validate a config file; exit 1 with FILE:LINE:COL errors
 `
 
@@ -67,6 +68,7 @@ func commands() []command {
 		{"restore", runRestore},
 		{"status", runStatus},
 		{"reload", runReload},
+		{"reconcile", runReconcile},
 		{"check-config", runCheckConfig},
 	}
 }

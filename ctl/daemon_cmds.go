@@ -134,3 +134,21 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "%s: ok (%d service(s))\n", cfg.Path, len(cfg.Services))
 	return nil
 }
+
+func runReconcile(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "reconcile")
+	var socket string
+	socketFlag(fs, &socket)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var res daemon.ReloadResult
+	if err := control.Call(ctx, socket, control.Request{Cmd: "reconcile"}, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "reconciled: %d change(s) applied, %d refused by the kernel\n", res.Changes, res.Failed)
+	if res.Failed > 0 {
+		return exitError(1)
+	}
+	return nil
+}

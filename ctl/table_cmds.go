@@ -19,6 +19,15 @@ func openKernel(env *Env) (Kernel, error) {
 	return k, nil
 }
 
+// readTable reads the kernel's whole table in ipvsadm's order.
+func readTable(env *Env) (*ipvsadm.Table, error) {
+	k, err := openKernel(env)
+	if err != nil {
+		return nil, err
+	}
+	return ipvsadm.Read(k)
+}
+
 func runList(_ context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "list")
 	var o ipvsadm.ListOptions
@@ -33,11 +42,7 @@ func runList(_ context.Context, env *Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	k, err := openKernel(env)
-	if err != nil {
-		return err
-	}
-	t, err := ipvsadm.Read(k)
+	t, err := readTable(env)
 	if err != nil {
 		return err
 	}
@@ -61,11 +66,7 @@ func runSave(_ context.Context, env *Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	k, err := openKernel(env)
-	if err != nil {
-		return err
-	}
-	t, err := ipvsadm.Read(k)
+	t, err := readTable(env)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,10 @@ type Director struct {
 
 // state is what only Run's goroutine touches.
 type state struct {
-	cfg       *config.Config
+	cfg *config.Config
+	// desired is the table cfg and the weights ask for. It changes only
+	// on reload and weight changes, so it is kept, not rebuilt each tick.
+	desired   Table
 	lastOK    time.Time
 	lastErr   error
 	reconcile int
@@ -70,7 +73,7 @@ var ErrStopped = errors.New("director stopped")
 // leaving the kernel's table in place unless cfg asks for cleanup.
 func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 	defer close(d.stopped)
-	st := &state{cfg: cfg}
+	st := &state{cfg: cfg, desired: DesiredTable(cfg, d.weights)}
 	if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 		d.log.Error("ipvs timeouts", "err", err)
 	}
@@ -115,7 +118,7 @@ func (d *Director) fullReconcile(st *state) Result {
 	for _, line := range drift {
 		d.log.Warn("drift: repairing a change made behind directord's back", "what", line)
 	}
-	res := d.rec.Apply(DesiredTable(st.cfg, d.weights))
+	res := d.rec.Apply(st.desired)
 	if res.Failed == 0 {
 		st.lastOK, st.lastErr = time.Now(), nil
 	} else {
@@ -148,11 +151,11 @@ func (d *Director) do(ctx context.Context, fn func(*state)) error {
 func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, error) {
 	var res Result
 	err := d.do(ctx, func(st *state) {
-		st.cfg = cfg
+		st.cfg, st.desired = cfg, DesiredTable(cfg, d.weights)
 		if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 			d.log.Error("ipvs timeouts", "err", err)
 		}
-		res = d.rec.Apply(DesiredTable(cfg, d.weights))
+		res = d.rec.Apply(st.desired)
 	})
 	return res, err
 }
@@ -170,7 +173,9 @@ func (d *Director) WeightsChanged(ctx context.Context, service string) error {
 	return d.do(ctx, func(st *state) {
 		for i := range st.cfg.Services {
 			if s := &st.cfg.Services[i]; s.Name == service {
-				d.rec.ApplyEntry(DesiredEntry(s, d.weights))
+				e := DesiredEntry(s, d.weights)
+				st.desired[KeyOf(e.Service)] = e
+				d.rec.ApplyEntry(e)
 			}
 		}
 	})

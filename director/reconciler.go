@@ -73,7 +73,7 @@ func (r *Reconciler) Owned(k SvcKey) bool { return r.owned[k] }
 // line per difference found in owned services between the old view and
 // the kernel: drift, made by someone else behind the director's back.
 func (r *Reconciler) Refresh() ([]string, error) {
-	fresh, err := ReadTable(r.k)
+	fresh, err := ReadTable(r.k, r.extra...)
 	if err != nil {
 		return nil, err
 	}

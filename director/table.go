@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/cloudflare/ipvs"
 )
@@ -106,8 +107,10 @@ func sameDest(a, b ipvs.Destination) bool {
 		a.TunnelType == b.TunnelType && a.TunnelPort == b.TunnelPort && a.TunnelFlags == b.TunnelFlags
 }
 
-// ReadTable dumps the kernel's whole table.
-func ReadTable(k Kernel) (Table, error) {
+// ReadTable dumps the kernel's whole table. The kernel answers one
+// destination dump per service, so with extra handles the dumps are
+// spread over their sockets.
+func ReadTable(k Kernel, extra ...Kernel) (Table, error) {
 	svcs, err := k.Services()
 	// cloudflare/ipvs reports an empty dump as os.ErrNotExist.
 	if errors.Is(err, os.ErrNotExist) {
@@ -116,16 +119,35 @@ func ReadTable(k Kernel) (Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read IPVS services: %w", err)
 	}
-	t := make(Table, len(svcs))
-	for _, s := range svcs {
-		e := &Entry{Service: normalService(s.Service), Dests: map[DestKey]ipvs.Destination{}}
-		dests, err := k.Destinations(s.Service)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read destinations of %s: %w", KeyOf(s.Service), err)
-		}
-		for _, d := range dests {
-			e.Dests[DestKeyOf(d.Destination)] = d.Destination
-		}
+	entries := make([]*Entry, len(svcs))
+	errs := make([]error, len(svcs))
+	kernels := append([]Kernel{k}, extra...)
+	var wg sync.WaitGroup
+	for w, kk := range kernels {
+		wg.Add(1)
+		go func(w int, kk Kernel) {
+			defer wg.Done()
+			for i := w; i < len(svcs); i += len(kernels) {
+				s := svcs[i].Service
+				e := &Entry{Service: normalService(s), Dests: map[DestKey]ipvs.Destination{}}
+				dests, err := kk.Destinations(s)
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					errs[i] = fmt.Errorf("read destinations of %s: %w", KeyOf(s), err)
+					return
+				}
+				for _, d := range dests {
+					e.Dests[DestKeyOf(d.Destination)] = d.Destination
+				}
+				entries[i] = e
+			}
+		}(w, kk)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	t := make(Table, len(entries))
+	for _, e := range entries {
 		t[KeyOf(e.Service)] = e
 	}
 	return t, nil

@@ -81,7 +81,7 @@ func TestDirectorctlSaveRestoreRoundTrips(t *testing.T) {
 	}
 
 	// A bad line is reported with its number, and exit is non-zero.
-	out, code := run(t, c, "-A -t 192.0.2.99:80 -s wlc\n-a -t 192.0.2.99:80 -r 10.0.0.1:80 -m -w 70000\n", "/bin/directorctl", "restore")
+	out, code := run(t, c, "-A -t 192.0.2.99:80 -s wlc\n-a -t 192.0.2.99:80 -r 10.0.0.1:80 -m -w heavy\n", "/bin/directorctl", "restore")
 	if code != 1 || !strings.Contains(out, "line 2") {
 		t.Errorf("restore of a bad line: exit %d: %s", code, out)
 	}

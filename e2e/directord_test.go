@@ -492,3 +492,34 @@ services:
 		t.Fatalf("the kernel does not hold two tunnel destinations:\n%s", save)
 	}
 }
+
+// TestDirectordCleanupOnExit: with ipvs.cleanup_on_exit, SIGTERM removes
+// what directord owns and nothing else.
+func TestDirectordCleanupOnExit(t *testing.T) {
+	t.Parallel()
+	n := topo.New(t)
+	dir := n.Host("dir")
+	must(t, dir, "/bin/ipvsadm", "-A", "-u", "198.51.100.53:53", "-s", "rr")
+	foreign := ipvsadmSave(t, dir)
+	tmp := t.TempDir()
+	d := startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+"  cleanup_on_exit: true\n"+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 80
+    real_servers:
+      - address: 10.0.1.11
+`))
+	if got := ipvsadmSave(t, dir); !strings.Contains(got, "192.0.2.10:80") {
+		t.Fatalf("not programmed:\n%s", got)
+	}
+	if out, code := d.ctl("reconcile", "-socket", d.socket); code != 0 || !strings.Contains(out, "0 change(s)") {
+		t.Fatalf("reconcile on request: exit %d: %s", code, out)
+	}
+	if err := d.proc.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipvsadmSave(t, dir); got != foreign {
+		t.Fatalf("after SIGTERM with cleanup_on_exit the table is\n%s\nwant only the foreign service\n%s", got, foreign)
+	}
+}

@@ -1,0 +1,126 @@
+package director
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/directorlb/director/config"
+)
+
+// switchWeights is a weights source a test flips, as checks would.
+type switchWeights struct {
+	mu   sync.Mutex
+	down map[string]bool
+}
+
+func (s *switchWeights) Weight(_ *config.Service, rs *config.RealServer) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down[rs.AddrPort().String()] {
+		return 0, true
+	}
+	return rs.Weight, true
+}
+
+func (s *switchWeights) set(addr string, down bool) {
+	s.mu.Lock()
+	s.down[addr] = down
+	s.mu.Unlock()
+}
+
+func startDirector(t *testing.T, k *fakeKernel, w Weights, cfg *config.Config) (*Director, func() error) {
+	t.Helper()
+	d := New(Options{Kernel: k, Weights: w, Logger: quietLog()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, cfg) }()
+	<-d.Ready()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return d, stop
+}
+
+func TestDirectorLifecycle(t *testing.T) {
+	ctx := context.Background()
+	k := newFakeKernel()
+	w := &switchWeights{down: map[string]bool{}}
+	cfg := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 2), rs("10.0.0.2:80", 2)))
+	d, stop := startDirector(t, k, w, cfg)
+	kernelEquals(t, k, cfg, w) // converged before Ready
+
+	// Drift repaired on request.
+	_ = k.RemoveService(ServiceOf(&cfg.Services[0]))
+	if res, err := d.Reconcile(ctx); err != nil || res.Failed != 0 || res.Applied != 3 {
+		t.Fatalf("reconcile on request: %+v %v", res, err)
+	}
+	kernelEquals(t, k, cfg, w)
+
+	// A health transition: one destination request, and the cached
+	// desired table follows, so the next full reconcile keeps it.
+	w.set("10.0.0.1:80", true)
+	k.resetCalls()
+	if err := d.WeightsChanged(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if k.calls["UpdateDestination"] != 1 || k.mutations() != 1 {
+		t.Fatalf("weight change cost %v", k.calls)
+	}
+	if res, _ := d.Reconcile(ctx); res.Applied != 0 {
+		t.Fatalf("a full reconcile undid the weight change: %+v", res)
+	}
+	kernelEquals(t, k, cfg, w)
+
+	// Reload to a new config.
+	cfg2 := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 2), rs("10.0.0.3:80", 7)))
+	if res, err := d.Reload(ctx, cfg2); err != nil || res.Failed != 0 || res.Applied != 2 {
+		t.Fatalf("reload: %+v %v (want one create, one remove)", res, err)
+	}
+	kernelEquals(t, k, cfg2, w)
+
+	st, err := d.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 1 || !st.Services[0].InKernel || len(st.Services[0].RealServers) != 2 {
+		t.Fatalf("status: %+v", st)
+	}
+	for _, r := range st.Services[0].RealServers {
+		want := map[string]int{"10.0.0.1:80": 0, "10.0.0.3:80": 7}[r.Address]
+		if r.KernelWeight != want {
+			t.Errorf("status says %s has kernel weight %d, want %d", r.Address, r.KernelWeight, want)
+		}
+	}
+
+	// Stopping leaves the table in the kernel.
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.table) != 1 {
+		t.Fatal("stopping removed the table")
+	}
+	if _, err := d.Reconcile(ctx); err != ErrStopped {
+		t.Fatalf("request after stop: %v, want ErrStopped", err)
+	}
+}
+
+func TestDirectorCleanupOnExit(t *testing.T) {
+	k := newFakeKernel()
+	foreign := ServiceOf(&config.Service{VIP: netip.MustParseAddr("198.51.100.1"), Port: 53, Protocol: config.UDP, Scheduler: "rr"})
+	_ = k.CreateService(foreign)
+	cfg := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 1)))
+	cfg.IPVS.CleanupOnExit = true
+	_, stop := startDirector(t, k, nil, cfg)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.table) != 1 || k.table[KeyOf(foreign)] == nil {
+		t.Fatalf("cleanup_on_exit left %d services; want only the foreign one", len(k.table))
+	}
+}
