@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -240,6 +241,8 @@ func cmdTest(ctx context.Context, args []string) error {
 		payload.Commands = append(payload.Commands, lab.Command{Name: p.ImportPath, Argv: argv, Dir: guestDir})
 	}
 	logf("lab: built %d test package(s) in %.1fs", len(pkgs), time.Since(start).Seconds())
+	tally := &testTally{w: os.Stdout}
+	s.runner.Output = tally
 	failed := 0
 	s.runner.OnExit = func(es lab.ExitStatus) {
 		verdict := "ok"
@@ -250,6 +253,8 @@ func cmdTest(ctx context.Context, args []string) error {
 	}
 	res, err := s.runner.Run(ctx, payload)
 	report(res)
+	// The closing line CI reads: every top-level test the guest ran.
+	fmt.Printf("lab: %d passed, %d failed\n", tally.passed, tally.failed)
 	if err != nil {
 		return err
 	}
@@ -379,4 +384,23 @@ func cmdKernel(ctx context.Context, args []string) error {
 	}
 	logf("lab: kernel ready in %.2fs", time.Since(start).Seconds())
 	return nil
+}
+
+// testTally passes the guest's console through and counts the top-level
+// results go test prints ("--- PASS: TestX", "--- FAIL: TestX").
+type testTally struct {
+	w              io.Writer
+	passed, failed int
+}
+
+func (t *testTally) Write(b []byte) (int, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "--- PASS: "):
+			t.passed++
+		case strings.HasPrefix(line, "--- FAIL: "):
+			t.failed++
+		}
+	}
+	return t.w.Write(b)
 }
