@@ -21,6 +21,9 @@ type fakeKernel struct {
 	calls   map[string]int
 	schedOK map[string]bool
 	failOn  func(call string, svc ipvs.Service, d ipvs.Destination) error
+	// tornDumps makes that many next service dumps skip their first
+	// entry, as a dump torn by another namespace's changes does.
+	tornDumps int
 }
 
 func newFakeKernel() *fakeKernel {
@@ -68,6 +71,10 @@ func (f *fakeKernel) Services() ([]ipvs.ServiceExtended, error) {
 		s := f.table[k].Service
 		s.Flags |= ipvs.ServiceHashed
 		out = append(out, ipvs.ServiceExtended{Service: s})
+	}
+	if f.tornDumps > 0 && len(out) > 0 {
+		f.tornDumps--
+		out = out[1:]
 	}
 	if len(out) == 0 {
 		return nil, os.ErrNotExist // as cloudflare/ipvs reports an empty dump

@@ -72,11 +72,31 @@ func (r *Reconciler) Owned(k SvcKey) bool { return r.owned[k] }
 // Refresh dumps the kernel's table and makes it the view. It returns one
 // line per difference found in owned services between the old view and
 // the kernel: drift, made by someone else behind the director's back.
+//
+// Drift is confirmed by a second dump before it is reported: the kernel
+// resumes a multi-part service dump by an index that counts every
+// namespace's services, so changes in another namespace during the dump
+// can make it skip or repeat entries. Only what both dumps show is drift.
 func (r *Reconciler) Refresh() ([]string, error) {
 	fresh, err := ReadTable(r.k, r.extra...)
 	if err != nil {
 		return nil, err
 	}
+	drift := r.drift(fresh)
+	if len(drift) > 0 {
+		again, err := ReadTable(r.k, r.extra...)
+		if err == nil {
+			fresh, drift = again, intersect(drift, r.drift(again))
+		}
+	}
+	r.Counters.Drift += uint64(len(drift))
+	r.view = fresh
+	return drift, nil
+}
+
+// drift lists the differences between the view and a dump, for owned
+// services, sorted.
+func (r *Reconciler) drift(fresh Table) []string {
 	var drift []string
 	for key, old := range r.view {
 		if !r.owned[key] {
@@ -92,9 +112,18 @@ func (r *Reconciler) Refresh() ([]string, error) {
 		}
 	}
 	slices.Sort(drift)
-	r.Counters.Drift += uint64(len(drift))
-	r.view = fresh
-	return drift, nil
+	return drift
+}
+
+// intersect keeps the lines of sorted a that are also in sorted b.
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if _, found := slices.BinarySearch(b, x); found {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // driftLine describes a difference found by Refresh, where "want" is what

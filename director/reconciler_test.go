@@ -355,3 +355,27 @@ func TestLargePlanShardedOverWorkers(t *testing.T) {
 		t.Fatalf("view out of step after a sharded apply: %+v %v", res, k.calls)
 	}
 }
+
+func TestTornDumpIsNotDrift(t *testing.T) {
+	k := newFakeKernel()
+	r := NewReconciler(k, quietLog(), "")
+	cfg := cfgOf(svc("a", "192.0.2.1", 80, rs("10.0.0.1:80", 1)), svc("b", "192.0.2.2", 80, rs("10.0.0.1:80", 1)))
+	converge(t, r, cfg, nil2w())
+	k.resetCalls()
+	k.tornDumps = 1
+	drift, err := r.Refresh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drift) != 0 {
+		t.Fatalf("a torn dump was reported as drift: %v", drift)
+	}
+	if res := r.Apply(DesiredTable(cfg, nil2w())); res.Applied != 0 || k.mutations() != 0 {
+		t.Fatalf("a torn dump caused changes: %+v %v", res, k.calls)
+	}
+	// Real drift is seen by both dumps and reported.
+	_ = k.RemoveService(ServiceOf(&cfg.Services[1]))
+	if drift, _ := r.Refresh(); len(drift) != 1 {
+		t.Fatalf("real drift: %v", drift)
+	}
+}

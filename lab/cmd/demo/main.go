@@ -1,18 +1,19 @@
 // Command demo runs inside the lab VM (make demo): it builds a small farm
-// in network namespaces, puts a load-balanced service in front of it, and
-// shows a client's traffic being spread over the real servers.
+// in network namespaces, runs directord on it from a YAML file, and shows
+// what an admin would see: the client's traffic spread by weight, the
+// table through directorctl, a reload, a repair of someone's ipvsadm -C,
+// and a stop that leaves traffic flowing.
 package main
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
-	"sort"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
-	"github.com/cloudflare/ipvs"
-	"github.com/cloudflare/ipvs/netmask"
 	"github.com/directorlb/director/lab/topo"
 )
 
@@ -41,80 +42,146 @@ func main() {
 	run(tb)
 }
 
-type realServer struct {
-	name   string
-	addr   string
-	weight uint32
-}
+const configTemplate = `control:
+  socket: %s
+metrics:
+  listen: ""
+ipvs:
+  reconcile_interval: 1s
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 80
+    scheduler: wrr
+    real_servers:
+      - {address: 10.0.1.11, weight: 3}
+      - {address: 10.0.2.12, weight: 2}
+      - {address: 10.0.3.13, weight: %d}
+`
+
+func section(title string) { fmt.Printf("\n== %s\n", title) }
 
 func run(tb *demoTB) {
-	fmt.Println("== director demo: a NAT virtual service in front of three real servers")
+	section("a client, a director and three real servers, in network namespaces")
 	n := topo.New(tb)
 	client, dir := n.Host("client"), n.Host("director")
-	n.Link(client, "198.51.100.2/24", dir, "198.51.100.1/24,198.51.100.10/24")
+	n.Link(client, "198.51.100.2/24", dir, "198.51.100.1/24")
+	client.Route("default", "198.51.100.1")
+	dir.Addr("lo", "192.0.2.10/32")
 	dir.Sysctl("net.ipv4.ip_forward", "1")
-	reals := []realServer{{"rs1", "10.0.1.11", 3}, {"rs2", "10.0.2.12", 2}, {"rs3", "10.0.3.13", 1}}
-	for i, r := range reals {
-		h := n.Host(r.name)
+	for i, name := range []string{"rs1", "rs2", "rs3"} {
+		h := n.Host(name)
 		gw := fmt.Sprintf("10.0.%d.1", i+1)
-		n.Link(dir, gw+"/24", h, r.addr+"/24")
+		n.Link(dir, gw+"/24", h, fmt.Sprintf("10.0.%d.1%d/24", i+1, i+1))
 		h.Route("default", gw)
 		h.ServeHTTP(":80")
 	}
+	fmt.Println("client 198.51.100.2 -> director (VIP 192.0.2.10) -> rs1 10.0.1.11, rs2 10.0.2.12, rs3 10.0.3.13 (NAT)")
 
-	var c ipvs.Client
-	if err := dir.Do(func() (err error) { c, err = ipvs.New(); return err }); err != nil {
-		tb.Fatalf("ipvs: %v", err)
+	tmp, err := os.MkdirTemp("", "demo-")
+	if err != nil {
+		tb.Fatalf("%v", err)
 	}
-	svc := ipvs.Service{Address: netip.MustParseAddr("198.51.100.10"), Port: 80, Protocol: ipvs.TCP,
-		Family: ipvs.INET, Scheduler: "wrr", Netmask: netmask.MaskFrom(32, 32)}
-	if err := c.CreateService(svc); err != nil {
-		tb.Fatalf("create service: %v", err)
-	}
-	for _, r := range reals {
-		d := ipvs.Destination{Address: netip.MustParseAddr(r.addr), Port: 80, Family: ipvs.INET, FwdMethod: ipvs.Masquerade, Weight: r.weight}
-		if err := c.CreateDestination(svc, d); err != nil {
-			tb.Fatalf("add %s: %v", r.name, err)
-		}
-	}
-	fmt.Println("\nvirtual service 198.51.100.10:80 (wrr), real servers:")
-	for _, r := range reals {
-		fmt.Printf("  %s  %s:80  weight %d\n", r.name, r.addr, r.weight)
-	}
+	tb.Cleanup(func() { os.RemoveAll(tmp) })
+	socket := filepath.Join(tmp, "director.sock")
+	cfg := filepath.Join(tmp, "director.yaml")
+	writeConfig(tb, cfg, socket, 1)
 
-	const requests = 60
-	fmt.Printf("\nclient 198.51.100.2 fetches http://198.51.100.10/ %d times, each on a new connection:\n", requests)
-	got := client.Fetch("http://198.51.100.10/", requests)
-	fmt.Printf("  first 12 answers: %s\n", strings.Join(got[:12], " "))
+	section("the config, checked")
+	b, _ := os.ReadFile(cfg)
+	fmt.Print(indent(string(b)))
+	show(tb, dir, "/bin/directorctl", "check-config", "-config", cfg)
+
+	section("directord starts and programs the kernel")
+	log := topo.NewLogWatch(os.Stdout, "  [directord] ")
+	cmd := exec.Command("/bin/directord", "-config", cfg)
+	cmd.Stdout, cmd.Stderr = log, log
+	d, err := dir.StartCmd(cmd)
+	if err != nil {
+		tb.Fatalf("start directord: %v", err)
+	}
+	if _, err := log.Wait(0, "directord ready", 15*time.Second); err != nil {
+		tb.Fatalf("%v", err)
+	}
+	show(tb, dir, "/bin/directorctl", "list", "-n")
+
+	section("the client sends requests, each on a new connection")
+	spread(tb, client, map[string]int{"rs1": 3, "rs2": 2, "rs3": 1})
+
+	section("rs3's weight goes from 1 to 3 in the file; directorctl reload applies only that")
+	writeConfig(tb, cfg, socket, 3)
+	show(tb, dir, "/bin/directorctl", "reload", "-socket", socket)
+	spread(tb, client, map[string]int{"rs1": 3, "rs2": 2, "rs3": 3})
+
+	section("someone runs ipvsadm -C behind directord's back")
+	mark := log.Mark()
+	show(tb, dir, "/bin/ipvsadm", "-C")
+	if _, err := log.Wait(mark, "ipvs changed", 5*time.Second); err != nil {
+		tb.Fatalf("no repair: %v", err)
+	}
+	show(tb, dir, "/bin/directorctl", "list", "-n")
+
+	section("directord stops (SIGTERM): the table stays, traffic keeps flowing")
+	if err := d.Stop(10 * time.Second); err != nil {
+		tb.Fatalf("stop: %v", err)
+	}
+	got := client.Fetch("http://192.0.2.10/", 8)
+	fmt.Printf("  with directord stopped, the client still gets: %s\n", strings.Join(got, " "))
+	fmt.Println("\ndemo: done")
+}
+
+func writeConfig(tb *demoTB, path, socket string, rs3 int) {
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(configTemplate, socket, rs3)), 0o644); err != nil {
+		tb.Fatalf("%v", err)
+	}
+}
+
+// show runs a command inside h and prints it with its output, as typed.
+func show(tb *demoTB, h *topo.Host, argv ...string) {
+	var out strings.Builder
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	p, err := h.StartCmd(cmd)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	err = p.Wait()
+	fmt.Printf("  %s# %s\n%s", h.Name, strings.Join(append([]string{filepath.Base(argv[0])}, argv[1:]...), " "), indent(out.String()))
+	if err != nil {
+		tb.Fatalf("%s: %v", argv[0], err)
+	}
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
+}
+
+// spread fetches whole wrr cycles and prints how the answers split, checking
+// that wrr honoured the weights exactly.
+func spread(tb *demoTB, client *topo.Host, weights map[string]int) {
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	// Whole wrr cycles, so the split must be exact.
+	requests := 10 * total
+	got := client.Fetch("http://192.0.2.10/", requests)
 	count := map[string]int{}
 	for _, g := range got {
 		count[g]++
 	}
-	names := make([]string, 0, len(count))
-	for k := range count {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  server\tweight\tanswers\tshare")
-	for _, r := range reals {
-		fmt.Fprintf(w, "  %s\t%d\t%d\t%.0f%%\n", r.name, r.weight, count[r.name], 100*float64(count[r.name])/requests)
+	for _, name := range []string{"rs1", "rs2", "rs3"} {
+		fmt.Fprintf(w, "  %s\t%d\t%d\t%.0f%%\n", name, weights[name], count[name], 100*float64(count[name])/float64(requests))
 	}
 	w.Flush()
-
-	dests, err := c.Destinations(svc)
-	if err != nil {
-		tb.Fatalf("read back: %v", err)
-	}
-	fmt.Println("\nthe kernel's IPVS table, as read back over netlink:")
-	fmt.Println("  TCP  198.51.100.10:80 wrr")
-	for _, d := range dests {
-		fmt.Printf("    -> %s:%d  Masq  weight %d\n", d.Address, d.Port, d.Weight)
-	}
-	for _, r := range reals {
-		if want := requests * int(r.weight) / 6; count[r.name] != want {
-			tb.Fatalf("%s answered %d times, wrr with weights 3:2:1 gives %d", r.name, count[r.name], want)
+	for name, wt := range weights {
+		if want := requests * wt / total; count[name] != want {
+			tb.Fatalf("%s answered %d times, wrr with these weights gives %d", name, count[name], want)
 		}
 	}
-	fmt.Println("\ndemo: traffic balanced 3:2:1 by kernel IPVS, as configured")
 }

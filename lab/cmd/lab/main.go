@@ -323,6 +323,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	files = append(files, lab.File{Src: demo, Dst: "/bin/demo"})
+	ipvsadm, err := lab.HostBinary(ctx, "ipvsadm")
+	if err != nil {
+		return err
+	}
+	files = append(files, ipvsadm...)
 	return runOne(ctx, s, files, lab.Command{Name: "demo", Argv: []string{"/bin/demo"}})
 }
 
