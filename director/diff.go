@@ -65,6 +65,9 @@ func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 	var p Plan
 	for key, want := range desired {
 		have, ok := current[key]
+		if ok && have.matches == want {
+			continue // found equal before, and neither side changed since
+		}
 		if !ok {
 			p.Ops = append(p.Ops, Op{Kind: CreateService, Name: want.Name, Service: want.Service})
 			for _, d := range want.Dests {

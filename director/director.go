@@ -77,7 +77,7 @@ func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 	if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 		d.log.Error("ipvs timeouts", "err", err)
 	}
-	d.fullReconcile(st)
+	d.reconcile(st, true)
 	close(d.ready)
 	tick := time.NewTicker(cfg.IPVS.ReconcileInterval)
 	defer tick.Stop()
@@ -92,7 +92,7 @@ func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 			}
 			return nil
 		case <-tick.C:
-			d.fullReconcile(st)
+			d.reconcile(st, false)
 		case req := <-d.reqs:
 			before := st.cfg.IPVS.ReconcileInterval
 			req(st)
@@ -106,10 +106,16 @@ func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 // Ready is closed once the first reconcile has been done.
 func (d *Director) Ready() <-chan struct{} { return d.ready }
 
-// fullReconcile re-reads the kernel, logs drift, and converges.
-func (d *Director) fullReconcile(st *state) Result {
+// reconcile re-reads the kernel, logs drift, and converges. The timer's
+// reconciles read large tables' destinations in rotation (full false);
+// the first one and those asked for read everything.
+func (d *Director) reconcile(st *state, full bool) Result {
 	st.reconcile++
-	drift, err := d.rec.Refresh()
+	refresh := d.rec.RefreshRotating
+	if full {
+		refresh = d.rec.Refresh
+	}
+	drift, err := refresh()
 	if err != nil {
 		st.lastErr = err
 		d.log.Error("cannot read the kernel's IPVS table", "err", err)
@@ -163,7 +169,7 @@ func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, erro
 // Reconcile re-reads the kernel and converges now.
 func (d *Director) Reconcile(ctx context.Context) (Result, error) {
 	var res Result
-	err := d.do(ctx, func(st *state) { res = d.fullReconcile(st) })
+	err := d.do(ctx, func(st *state) { res = d.reconcile(st, true) })
 	return res, err
 }
 
@@ -217,7 +223,7 @@ func (d *Director) Status(ctx context.Context) (Status, error) {
 	var out Status
 	err := d.do(ctx, func(st *state) {
 		// A status is a moment to look again: it also repairs drift.
-		d.fullReconcile(st)
+		d.reconcile(st, false)
 		out = d.status(st)
 	})
 	return out, err

@@ -34,6 +34,9 @@ type Reconciler struct {
 	statePath string
 	foreign   []SvcKey
 	Counters  Counters
+
+	rotation []SvcKey // RefreshRotating's order of reading destinations
+	cursor   int
 }
 
 // Counters are totals since start, for status and metrics.
@@ -48,6 +51,8 @@ type Result struct {
 	Applied int
 	Failed  int
 	Errors  []error
+	// failed are the services with a change that did not happen.
+	failed map[SvcKey]bool
 }
 
 // NewReconciler starts with an empty view; call Refresh before Apply.
@@ -94,6 +99,97 @@ func (r *Reconciler) Refresh() ([]string, error) {
 	return drift, nil
 }
 
+// Rotation bounds the cost of the timer's reconcile on large tables: every
+// service is read each time, but the destinations of only a batch of
+// them, so that each destination is read at least every rotationTicks
+// reconciles. Tables of up to minBatch services are read whole each time.
+const (
+	rotationTicks = 12
+	minBatch      = 256
+)
+
+// RefreshRotating is the timer's Refresh. It reads every service, which
+// catches a flushed, deleted or edited service at once, and the
+// destinations of the services it did not know plus the next batch in
+// rotation. Unread entries keep their view (and what they were found
+// equal to), so the following Apply compares only what was read.
+func (r *Reconciler) RefreshRotating() ([]string, error) {
+	svcs, err := readServices(r.k)
+	if err != nil {
+		return nil, err
+	}
+	if len(svcs) <= minBatch {
+		return r.Refresh()
+	}
+	fresh := make(Table, len(svcs))
+	var read []ipvs.Service
+	for _, s := range svcs {
+		ns := normalService(s)
+		key := KeyOf(ns)
+		old, ok := r.view[key]
+		switch {
+		case !ok:
+			read = append(read, s)
+		case !sameService(old.Service, ns):
+			// Edited behind our back: a new entry, compared in full.
+			fresh[key] = &Entry{Name: old.Name, Service: ns, Dests: old.Dests}
+		default:
+			fresh[key] = old
+		}
+	}
+	batch := max(minBatch, (len(svcs)+rotationTicks-1)/rotationTicks)
+	for _, key := range r.nextBatch(fresh, batch) {
+		read = append(read, fresh[key].Service)
+	}
+	entries, err := readDests(append([]Kernel{r.k}, r.extra...), read)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		key := KeyOf(e.Service)
+		if old, ok := r.view[key]; ok {
+			e.Name = old.Name
+		}
+		fresh[key] = e
+	}
+	drift := r.drift(fresh)
+	if len(drift) > 0 {
+		// Confirm with a whole second dump, as Refresh does.
+		again, err := ReadTable(r.k, r.extra...)
+		if err == nil {
+			fresh, drift = again, intersect(drift, r.drift(again))
+		}
+	}
+	r.Counters.Drift += uint64(len(drift))
+	r.view = fresh
+	return drift, nil
+}
+
+// nextBatch returns up to n keys of t, continuing where the last batch
+// stopped, in a stable order.
+func (r *Reconciler) nextBatch(t Table, n int) []SvcKey {
+	var out []SvcKey
+	for len(out) < n && len(out) < len(t) {
+		if r.cursor >= len(r.rotation) {
+			r.rotation = r.rotation[:0]
+			for k := range t {
+				r.rotation = append(r.rotation, k)
+			}
+			slices.SortFunc(r.rotation, compareSvcKey)
+			r.cursor = 0
+		}
+		for ; r.cursor < len(r.rotation) && len(out) < n; r.cursor++ {
+			if _, ok := t[r.rotation[r.cursor]]; ok {
+				out = append(out, r.rotation[r.cursor])
+			}
+		}
+		if r.cursor < len(r.rotation) {
+			break
+		}
+	}
+	return out
+}
+
 // drift lists the differences between the view and a dump, for owned
 // services, sorted.
 func (r *Reconciler) drift(fresh Table) []string {
@@ -106,6 +202,9 @@ func (r *Reconciler) drift(fresh Table) []string {
 		if !ok {
 			drift = append(drift, fmt.Sprintf("service %s disappeared", key))
 			continue
+		}
+		if now == old {
+			continue // not read again this time
 		}
 		for _, op := range DiffEntry(old, now) {
 			drift = append(drift, driftLine(op))
@@ -157,6 +256,9 @@ func (r *Reconciler) Apply(desired Table) Result {
 	plan := Diff(desired, r.view, r.Owned)
 	r.reportForeign(plan.Foreign)
 	res := r.execute(plan.Ops)
+	for key, want := range desired {
+		r.markConverged(key, want, res)
+	}
 	for key := range r.owned {
 		if _, inDesired := desired[key]; !inDesired {
 			if _, inKernel := r.view[key]; !inKernel {
@@ -179,7 +281,17 @@ func (r *Reconciler) ApplyEntry(want *Entry) Result {
 	if !ok {
 		return r.Apply(Table{key: want})
 	}
-	return r.execute(DiffEntry(want, have))
+	res := r.execute(DiffEntry(want, have))
+	r.markConverged(key, want, res)
+	return res
+}
+
+// markConverged records that the view's entry for key now equals want,
+// unless a change to it failed.
+func (r *Reconciler) markConverged(key SvcKey, want *Entry, res Result) {
+	if e, ok := r.view[key]; ok && !res.failed[key] {
+		e.matches = want
+	}
 }
 
 // RemoveOwned deletes every owned service from the kernel
@@ -250,13 +362,15 @@ func (r *Reconciler) execute(ops []Op) Result {
 	}
 	wg.Wait()
 
-	var res Result
+	res := Result{failed: map[SvcKey]bool{}}
 	verbose := len(ops) <= 50
 	for i, op := range ops {
 		if skipped[i] {
+			res.failed[KeyOf(op.Service)] = true
 			continue
 		}
 		if err := errs[i]; err != nil {
+			res.failed[KeyOf(op.Service)] = true
 			res.Failed++
 			r.Counters.Errors++
 			res.Errors = append(res.Errors, fmt.Errorf("%s: %w", op, err))

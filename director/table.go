@@ -74,6 +74,13 @@ type Entry struct {
 	Name    string // the config's name; empty for services read from the kernel
 	Service ipvs.Service
 	Dests   map[DestKey]ipvs.Destination
+
+	// matches, on a view entry, is the desired entry it was last found
+	// equal to. Desired entries are never modified (a change makes a new
+	// one) and a view entry is replaced whenever the kernel is read
+	// differently, so while both pointers hold, there is nothing to
+	// compare: that keeps a no-op reconcile of a large table cheap.
+	matches *Entry
 }
 
 // Table is a whole IPVS table, desired or as the kernel holds it.
@@ -111,24 +118,49 @@ func sameDest(a, b ipvs.Destination) bool {
 // destination dump per service, so with extra handles the dumps are
 // spread over their sockets.
 func ReadTable(k Kernel, extra ...Kernel) (Table, error) {
+	svcs, err := readServices(k)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := readDests(append([]Kernel{k}, extra...), svcs)
+	if err != nil {
+		return nil, err
+	}
+	t := make(Table, len(entries))
+	for _, e := range entries {
+		t[KeyOf(e.Service)] = e
+	}
+	return t, nil
+}
+
+// readServices dumps the services alone: one request for the whole table.
+func readServices(k Kernel) ([]ipvs.Service, error) {
 	svcs, err := k.Services()
 	// cloudflare/ipvs reports an empty dump as os.ErrNotExist.
 	if errors.Is(err, os.ErrNotExist) {
-		return Table{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read IPVS services: %w", err)
 	}
+	out := make([]ipvs.Service, len(svcs))
+	for i, s := range svcs {
+		out[i] = s.Service
+	}
+	return out, nil
+}
+
+// readDests dumps the destinations of each service, spread over kernels.
+func readDests(kernels []Kernel, svcs []ipvs.Service) ([]*Entry, error) {
 	entries := make([]*Entry, len(svcs))
 	errs := make([]error, len(svcs))
-	kernels := append([]Kernel{k}, extra...)
 	var wg sync.WaitGroup
 	for w, kk := range kernels {
 		wg.Add(1)
 		go func(w int, kk Kernel) {
 			defer wg.Done()
 			for i := w; i < len(svcs); i += len(kernels) {
-				s := svcs[i].Service
+				s := svcs[i]
 				e := &Entry{Service: normalService(s), Dests: map[DestKey]ipvs.Destination{}}
 				dests, err := kk.Destinations(s)
 				if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -146,9 +178,5 @@ func ReadTable(k Kernel, extra ...Kernel) (Table, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	t := make(Table, len(entries))
-	for _, e := range entries {
-		t[KeyOf(e.Service)] = e
-	}
-	return t, nil
+	return entries, nil
 }
