@@ -183,4 +183,8 @@ func logWarnings(log *slog.Logger, cfg *config.Config) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w.Error())
 	}
+	if cfg.Failover != nil {
+		// Validated already, so the file is ready for when it is.
+		log.Warn("config: the failover block is not acted on by this version; running as a single director that always owns its services")
+	}
 }
