@@ -53,6 +53,8 @@ Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
   status [--json]                 services, real servers, weights and health
   reload                          re-read the config (as SIGHUP); a bad config is refused
   reconcile                       compare the kernel with the config now, repairing drift
+  drain SERVICE ADDRESS           take a real server out: weight 0, its connections finish
+  enable SERVICE ADDRESS          put it back (ADDRESS is IP or IP:port)
   check-config [-config PATH]     validate a config file; exit 1 with FILE:LINE:COL errors
 `
 
@@ -69,6 +71,8 @@ func commands() []command {
 		{"status", runStatus},
 		{"reload", runReload},
 		{"reconcile", runReconcile},
+		{"drain", runDrain},
+		{"enable", runEnable},
 		{"check-config", runCheckConfig},
 	}
 }

@@ -146,3 +146,27 @@ func TestNoDaemon(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }
+
+func TestDrainArguments(t *testing.T) {
+	var got []control.Request
+	sock := fakeDaemon(t, func(_ context.Context, r control.Request) (any, error) {
+		got = append(got, r)
+		return director.DrainResult{Service: r.Service, Server: "10.0.0.1:80", Drained: r.Cmd == "drain", Changed: true}, nil
+	})
+	for _, args := range [][]string{
+		{"drain", "web", "10.0.0.1", "-socket", sock},
+		{"drain", "-socket", sock, "web", "10.0.0.1"},
+		{"-socket", sock, "enable", "web", "10.0.0.1"},
+	} {
+		out, errOut, code := runCtl(t, args...)
+		if code != 0 || !strings.Contains(out, "web 10.0.0.1:80: ") {
+			t.Errorf("%v: exit %d %s%s", args, code, out, errOut)
+		}
+	}
+	if len(got) != 3 || got[0].Cmd != "drain" || got[2].Cmd != "enable" || got[1].Address != "10.0.0.1" {
+		t.Fatalf("requests: %+v", got)
+	}
+	if _, _, code := runCtl(t, "drain", "web", "-socket", sock); code != 2 {
+		t.Errorf("drain without an address: exit %d, want 2", code)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -65,6 +66,9 @@ func writeStatus(env *Env, st director.Status, now time.Time) {
 			addr := r.Address
 			if r.Sorry {
 				addr += " (sorry)"
+			}
+			if r.Drained {
+				addr += " (drained)"
 			}
 			kw := strconv.Itoa(r.KernelWeight)
 			if r.KernelWeight < 0 {
@@ -151,4 +155,55 @@ func runReconcile(ctx context.Context, env *Env, args []string) error {
 		return exitError(1)
 	}
 	return nil
+}
+
+func runDrain(ctx context.Context, env *Env, args []string) error {
+	return drainCmd(ctx, env, "drain", args)
+}
+
+func runEnable(ctx context.Context, env *Env, args []string) error {
+	return drainCmd(ctx, env, "enable", args)
+}
+
+func drainCmd(ctx context.Context, env *Env, cmd string, args []string) error {
+	fs := newFlags(env, cmd)
+	var socket string
+	socketFlag(fs, &socket)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: directorctl %s SERVICE ADDRESS [-socket PATH]", cmd)
+	}
+	var res director.DrainResult
+	if err := control.Call(ctx, socket, control.Request{Cmd: cmd, Service: pos[0], Address: pos[1]}, &res); err != nil {
+		return err
+	}
+	state := "drained (weight 0; existing connections finish)"
+	if !res.Drained {
+		state = "enabled"
+	}
+	note := ""
+	if !res.Changed {
+		note = " (already)"
+	}
+	fmt.Fprintf(env.Stdout, "%s %s: %s%s\n", res.Service, res.Server, state, note)
+	return nil
+}
+
+// parseInterleaved parses flags that may come before, between or after
+// the positional arguments, as admins type them.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%v", err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

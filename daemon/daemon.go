@@ -67,6 +67,7 @@ func Run(ctx context.Context, opts Options) error {
 		// Kept beside the socket: per daemon, root-only, gone at reboot
 		// together with the kernel table it describes.
 		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
+		DrainPath: filepath.Join(filepath.Dir(cfg.Control.Socket), "drained.json"),
 	})
 	s := &server{path: opts.ConfigPath, d: d, log: log, socket: cfg.Control.Socket}
 
@@ -167,6 +168,11 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 		return s.d.Status(ctx)
 	case "reload":
 		return s.reload(ctx)
+	case "drain", "enable":
+		if req.Service == "" || req.Address == "" {
+			return nil, fmt.Errorf("%s needs a service and a real server address", req.Cmd)
+		}
+		return s.d.Drain(ctx, req.Service, req.Address, req.Cmd == "drain")
 	case "reconcile":
 		res, err := s.d.Reconcile(ctx)
 		if err != nil {

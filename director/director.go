@@ -16,10 +16,14 @@ import (
 type Director struct {
 	rec     *Reconciler
 	weights Weights
-	log     *slog.Logger
-	reqs    chan func(*state)
-	ready   chan struct{}
-	stopped chan struct{}
+	// drained are the manual overrides (directorctl drain); owned by
+	// Run's goroutine, consulted through weights.
+	drained   map[DrainKey]bool
+	drainPath string
+	log       *slog.Logger
+	reqs      chan func(*state)
+	ready     chan struct{}
+	stopped   chan struct{}
 }
 
 // state is what only Run's goroutine touches.
@@ -42,6 +46,9 @@ type Options struct {
 	StatePath string
 	// Workers are extra handles on the same kernel for large plans.
 	Workers []Kernel
+	// DrainPath keeps the drained servers across restarts; "" keeps
+	// them in memory.
+	DrainPath string
 }
 
 // New makes a Director for an already validated configuration.
@@ -54,14 +61,18 @@ func New(opts Options) *Director {
 	}
 	rec := NewReconciler(opts.Kernel, opts.Logger, opts.StatePath)
 	rec.SetWorkers(opts.Workers...)
-	return &Director{
-		rec:     rec,
-		weights: opts.Weights,
-		log:     opts.Logger,
-		reqs:    make(chan func(*state)),
-		ready:   make(chan struct{}),
-		stopped: make(chan struct{}),
+	d := &Director{
+		rec:       rec,
+		drained:   map[DrainKey]bool{},
+		drainPath: opts.DrainPath,
+		log:       opts.Logger,
+		reqs:      make(chan func(*state)),
+		ready:     make(chan struct{}),
+		stopped:   make(chan struct{}),
 	}
+	d.weights = drainWeights{inner: opts.Weights, drained: d.drained}
+	d.loadDrains()
+	return d
 }
 
 // ErrStopped is returned by requests made after Run has returned.
@@ -73,6 +84,7 @@ var ErrStopped = errors.New("director stopped")
 // leaving the kernel's table in place unless cfg asks for cleanup.
 func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 	defer close(d.stopped)
+	d.pruneDrains(cfg)
 	st := &state{cfg: cfg, desired: DesiredTable(cfg, d.weights)}
 	if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 		d.log.Error("ipvs timeouts", "err", err)
@@ -157,6 +169,7 @@ func (d *Director) do(ctx context.Context, fn func(*state)) error {
 func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, error) {
 	var res Result
 	err := d.do(ctx, func(st *state) {
+		d.pruneDrains(cfg)
 		st.cfg, st.desired = cfg, DesiredTable(cfg, d.weights)
 		if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 			d.log.Error("ipvs timeouts", "err", err)
@@ -212,6 +225,7 @@ type ServerStatus struct {
 	Address          string `json:"address"`
 	Sorry            bool   `json:"sorry,omitempty"`
 	Forward          string `json:"forward"`
+	Drained          bool   `json:"drained,omitempty"`
 	ConfiguredWeight int    `json:"configured_weight"`
 	// KernelWeight is the weight in the kernel, -1 when the destination
 	// is not in the kernel.
@@ -249,6 +263,7 @@ func (d *Director) status(st *state) Status {
 			}
 			ss.RealServers = append(ss.RealServers, ServerStatus{
 				Address: netip.AddrPortFrom(rs.Address, rs.Port).String(), Sorry: sorry,
+				Drained: !sorry && d.drained[DrainKey{s.Name, rs.AddrPort()}],
 				Forward: string(rs.Forward), ConfiguredWeight: rs.Weight, KernelWeight: kw,
 			})
 		}

@@ -3,6 +3,7 @@ package director
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -122,5 +123,95 @@ func TestDirectorCleanupOnExit(t *testing.T) {
 	}
 	if len(k.table) != 1 || k.table[KeyOf(foreign)] == nil {
 		t.Fatalf("cleanup_on_exit left %d services; want only the foreign one", len(k.table))
+	}
+}
+
+func TestDrainEnable(t *testing.T) {
+	ctx := context.Background()
+	k := newFakeKernel()
+	path := filepath.Join(t.TempDir(), "drained.json")
+	cfg := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 5), rs("10.0.0.2:80", 5), rs("10.0.0.2:81", 5)))
+	d := New(Options{Kernel: k, Logger: quietLog(), DrainPath: path})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx, cfg) }()
+	<-d.Ready()
+	key := KeyOf(ServiceOf(&cfg.Services[0]))
+	weight := func(addr string) uint32 {
+		ap := netip.MustParseAddrPort(addr)
+		return k.table[key].Dests[DestKey{ap.Addr(), ap.Port()}].Weight
+	}
+
+	k.resetCalls()
+	res, err := d.Drain(ctx, "web", "10.0.0.1", true)
+	if err != nil || !res.Changed || res.Server != "10.0.0.1:80" {
+		t.Fatalf("drain: %+v %v", res, err)
+	}
+	if weight("10.0.0.1:80") != 0 || k.mutations() != 1 {
+		t.Fatalf("drained weight %d, calls %v", weight("10.0.0.1:80"), k.calls)
+	}
+	if res, _ := d.Drain(ctx, "web", "10.0.0.1:80", true); res.Changed {
+		t.Fatal("draining twice changed something")
+	}
+	for _, bad := range []struct{ svc, addr string }{{"nope", "10.0.0.1"}, {"web", "10.0.0.9"}, {"web", "10.0.0.2"}, {"web", "not-an-ip"}} {
+		if _, err := d.Drain(ctx, bad.svc, bad.addr, true); err == nil {
+			t.Errorf("drain %s %s: accepted", bad.svc, bad.addr)
+		}
+	}
+	st, _ := d.Status(ctx)
+	if !st.Services[0].RealServers[0].Drained || st.Services[0].RealServers[0].KernelWeight != 0 {
+		t.Fatalf("status: %+v", st.Services[0].RealServers[0])
+	}
+
+	// A reload keeps the drain; a restart (a new Director on the same
+	// state) keeps it and changes nothing.
+	if _, err := d.Reload(ctx, cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 7), rs("10.0.0.2:80", 5), rs("10.0.0.2:81", 5)))); err != nil {
+		t.Fatal(err)
+	}
+	if weight("10.0.0.1:80") != 0 {
+		t.Fatal("a reload undid the drain")
+	}
+	cancel()
+	<-done
+	k.resetCalls()
+	cfg2 := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 7), rs("10.0.0.2:80", 5), rs("10.0.0.2:81", 5)))
+	d2, _ := startDirectorWith(t, k, Options{Kernel: k, Logger: quietLog(), DrainPath: path}, cfg2)
+	if weight("10.0.0.1:80") != 0 || k.mutations() != 0 {
+		t.Fatalf("restart: weight %d, calls %v", weight("10.0.0.1:80"), k.calls)
+	}
+	if _, err := d2.Drain(ctx, "web", "10.0.0.1", false); err != nil || weight("10.0.0.1:80") != 7 {
+		t.Fatalf("enable: %v, weight %d", err, weight("10.0.0.1:80"))
+	}
+}
+
+func startDirectorWith(t *testing.T, k *fakeKernel, opts Options, cfg *config.Config) (*Director, func()) {
+	t.Helper()
+	d := New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, cfg) }()
+	<-d.Ready()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return d, stop
+}
+
+func TestDrainForgottenWhenServerLeaves(t *testing.T) {
+	ctx := context.Background()
+	k := newFakeKernel()
+	cfg := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 5), rs("10.0.0.2:80", 5)))
+	d, _ := startDirectorWith(t, k, Options{Kernel: k, Logger: quietLog()}, cfg)
+	if _, err := d.Drain(ctx, "web", "10.0.0.1", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Reload(ctx, cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.2:80", 5)))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := d.Status(ctx)
+	if st.Services[0].RealServers[0].Drained || st.Services[0].RealServers[0].KernelWeight != 5 {
+		t.Fatalf("a server that left and came back is still drained: %+v", st.Services[0].RealServers[0])
 	}
 }

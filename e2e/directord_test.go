@@ -523,3 +523,74 @@ services:
 		t.Fatalf("after SIGTERM with cleanup_on_exit the table is\n%s\nwant only the foreign service\n%s", got, foreign)
 	}
 }
+
+// TestDirectordDrainEnable: directorctl drain quiesces a real server
+// (weight 0: its established connection goes on, new ones go elsewhere);
+// the drain survives a reload and a restart; enable puts it back.
+func TestDirectordDrainEnable(t *testing.T) {
+	t.Parallel()
+	_, client, dir, _, _ := natFarm(t)
+	tmp := t.TempDir()
+	cfg := writeConfig(t, tmp, configHeader(tmp)+natServices)
+	d := startDirectord(t, dir, cfg)
+	conn, err := client.DialLines("192.0.2.10:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := conn.Exchange("hello", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := strings.Fields(first)[0]
+	addr, other := map[string]string{"rs1": "10.0.1.11", "rs2": "10.0.2.12"}[busy], map[string]string{"rs1": "rs2", "rs2": "rs1"}[busy]
+
+	if out, code := d.ctl("drain", "echo", addr, "-socket", d.socket); code != 0 || !strings.Contains(out, "drained") {
+		t.Fatalf("drain: exit %d: %s", code, out)
+	}
+	drainedLine := fmt.Sprintf("-a -t 192.0.2.10:7 -r %s:7 -m -w 0", addr)
+	if save := ipvsadmSave(t, dir); !strings.Contains(save, drainedLine) {
+		t.Fatalf("kernel after drain:\n%s", save)
+	}
+	if again, err := conn.Exchange("still there?", 2*time.Second); err != nil || !strings.HasPrefix(again, busy+" ") {
+		t.Fatalf("the established connection to the drained server: %q %v", again, err)
+	}
+	for i := 0; i < 4; i++ {
+		c, err := client.DialLines("192.0.2.10:7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Exchange("new", 2*time.Second); err != nil || !strings.HasPrefix(got, other+" ") {
+			t.Fatalf("new connection %d went to %q (%v), want %s", i, got, err, other)
+		}
+		c.Close()
+	}
+	if out, _ := d.ctl("status", "-socket", d.socket); !strings.Contains(out, addr+":7 (drained)") {
+		t.Fatalf("status does not show the drain:\n%s", out)
+	}
+
+	// A reload and a restart keep it.
+	mark := d.log.Mark()
+	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.log.Wait(mark, `msg=reloaded`, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.proc.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d = startDirectord(t, dir, cfg)
+	if strings.Contains(strings.Join(d.log.Lines(), "\n"), "ipvs changed") {
+		t.Fatal("the restart changed the kernel")
+	}
+	if save := ipvsadmSave(t, dir); !strings.Contains(save, drainedLine) {
+		t.Fatalf("the drain did not survive reload and restart:\n%s", save)
+	}
+
+	if out, code := d.ctl("enable", "echo", addr, "-socket", d.socket); code != 0 || !strings.Contains(out, "enabled") {
+		t.Fatalf("enable: exit %d: %s", code, out)
+	}
+	if save := ipvsadmSave(t, dir); !strings.Contains(save, fmt.Sprintf("-a -t 192.0.2.10:7 -r %s:7 -m -w 1", addr)) {
+		t.Fatalf("kernel after enable:\n%s", save)
+	}
+}
