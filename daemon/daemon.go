@@ -71,6 +71,12 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	s := &server{path: opts.ConfigPath, d: d, log: log, socket: cfg.Control.Socket}
 
+	// The socket first: a second directord started by mistake fails on
+	// it before touching the kernel.
+	l, err := control.Listen(cfg.Control.Socket)
+	if err != nil {
+		return err
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	dirDone := make(chan error, 1)
@@ -78,16 +84,11 @@ func Run(ctx context.Context, opts Options) error {
 	select {
 	case <-d.Ready():
 	case err := <-dirDone:
+		l.Close()
 		return err
 	}
 	log.Info("directord ready", "config", cfg.Path, "node", cfg.Node, "services", len(cfg.Services))
 
-	l, err := control.Listen(cfg.Control.Socket)
-	if err != nil {
-		stop()
-		<-dirDone
-		return err
-	}
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- control.Serve(runCtx, l, s.handle, log) }()
 

@@ -594,3 +594,69 @@ func TestDirectordDrainEnable(t *testing.T) {
 		t.Fatalf("kernel after enable:\n%s", save)
 	}
 }
+
+// TestDirectordSorryServer: the sorry server is in the table only while
+// no real server can take traffic (here: all drained), and leaves as soon
+// as one can.
+func TestDirectordSorryServer(t *testing.T) {
+	t.Parallel()
+	n, client, dir, _, _ := natFarm(t)
+	sorry := n.Host("sorry")
+	n.Link(dir, "10.0.9.1/24", sorry, "10.0.9.250/24")
+	sorry.Route("default", "10.0.9.1")
+	sorry.ServeHTTP(":80")
+	tmp := t.TempDir()
+	d := startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 80
+    scheduler: rr
+    sorry_server: 10.0.9.250:80
+    real_servers:
+      - {address: 10.0.1.11}
+      - {address: 10.0.2.12}
+`))
+	if save := ipvsadmSave(t, dir); strings.Contains(save, "10.0.9.250") {
+		t.Fatalf("the sorry server is in the table while real servers are up:\n%s", save)
+	}
+	for _, addr := range []string{"10.0.1.11", "10.0.2.12"} {
+		if out, code := d.ctl("drain", "web", addr, "-socket", d.socket); code != 0 {
+			t.Fatalf("drain %s: %s", addr, out)
+		}
+	}
+	if got := client.Fetch("http://192.0.2.10/", 3); got[0] != "sorry" || got[1] != "sorry" || got[2] != "sorry" {
+		t.Fatalf("with every real server out, the client got %v, want the sorry server", got)
+	}
+	if out, code := d.ctl("enable", "web", "10.0.2.12", "-socket", d.socket); code != 0 {
+		t.Fatalf("enable: %s", out)
+	}
+	if save := ipvsadmSave(t, dir); strings.Contains(save, "10.0.9.250") {
+		t.Fatalf("the sorry server stayed after a real server came back:\n%s", save)
+	}
+	if got := client.Fetch("http://192.0.2.10/", 3); got[0] != "rs2" || got[1] != "rs2" || got[2] != "rs2" {
+		t.Fatalf("after enable the client got %v, want rs2", got)
+	}
+}
+
+// TestDirectordSecondInstanceRefused: a second directord on the same
+// control socket exits before touching the kernel, even with another
+// config.
+func TestDirectordSecondInstanceRefused(t *testing.T) {
+	t.Parallel()
+	_, _, dir, _, _ := natFarm(t)
+	tmp := t.TempDir()
+	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+natServices))
+	before := ipvsadmSave(t, dir)
+	other := filepath.Join(t.TempDir(), "other.yaml")
+	if err := os.WriteFile(other, []byte(configHeader(tmp)+strings.Replace(natServices, "weight: 3", "weight: 9", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(t, dir, "", "/bin/directord", "-config", other)
+	if code == 0 || !strings.Contains(out, "in use") {
+		t.Fatalf("second directord: exit %d\n%s", code, out)
+	}
+	if after := ipvsadmSave(t, dir); after != before {
+		t.Fatalf("the refused second directord changed the kernel:\n%s", after)
+	}
+}
