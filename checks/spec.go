@@ -1,0 +1,118 @@
+package checks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/directorlb/director/config"
+)
+
+// ProbeSpec is everything that defines one probe stream. config.Check does
+// not (yet) carry every key the engine understands; FromConfig fills what
+// it has and the rest keeps its zero value (the documented default) until
+// the config grows the keys.
+type ProbeSpec struct {
+	Type   string         // tcp http https exec none (mysql postgres dns: not yet)
+	Target netip.AddrPort // where probes go: the real server, or a probe address/port override
+
+	Interval time.Duration
+	// FastInterval, if set, replaces Interval while the state is changing:
+	// unhealthy with at least one success, or healthy with at least one
+	// failure.
+	FastInterval time.Duration
+	Timeout      time.Duration
+	Rise, Fall   int  // < 1 means 1
+	StartHealthy bool // start healthy instead of needing Rise successes
+
+	// tcp
+	Send, Expect string
+
+	// http, https
+	HTTP HTTPOptions
+
+	// exec
+	Command       []string
+	DynamicWeight bool
+}
+
+// Key identifies a probe stream: specs with equal keys share one
+// goroutine and one state machine. Every field takes part, since two
+// subscribers with different rise or interval cannot share a state.
+func (p ProbeSpec) Key() string { return hashOf(p) }
+
+// identity is the key without the scheduling and state-machine settings:
+// a reload that only retunes those keeps the probe's health (see Set).
+func (p ProbeSpec) identity() string {
+	p.Interval, p.FastInterval, p.Timeout, p.Rise, p.Fall, p.StartHealthy = 0, 0, 0, 0, 0, false
+	return hashOf(p)
+}
+
+func hashOf(p ProbeSpec) string {
+	// ProbeSpec is plain data, so JSON is a stable, complete encoding.
+	b, err := json.Marshal(p)
+	if err != nil {
+		panic(fmt.Sprintf("checks: encoding a ProbeSpec cannot fail: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// FromConfig builds the probe spec of one real server from its service's
+// resolved check.
+func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
+	p := ProbeSpec{
+		Type:     c.Type,
+		Target:   rs.AddrPort(),
+		Interval: c.Interval,
+		Timeout:  c.Timeout,
+		Rise:     c.Rise,
+		Fall:     c.Fall,
+	}
+	if c.Type == "http" || c.Type == "https" {
+		p.HTTP = HTTPOptions{TLS: c.Type == "https", Path: c.Path, ExpectStatus: c.ExpectStatus}
+	}
+	return p
+}
+
+// SpecsFor lists the checks a configuration asks for, one per real server
+// of every service. Sorry servers are not checked: they stand in only
+// while nothing else is available.
+func SpecsFor(cfg *config.Config) []Spec {
+	var out []Spec
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		for j := range s.RealServers {
+			rs := &s.RealServers[j]
+			out = append(out, Spec{Service: s.Name, RealServer: rs.AddrPort(), Probe: FromConfig(s.Check, rs)})
+		}
+	}
+	return out
+}
+
+// NewProber builds the prober of a spec. A spec that cannot be built
+// yields a prober failing with the reason, so one bad check shows up as
+// an unhealthy server with an explanation rather than blocking a reload.
+func NewProber(p ProbeSpec) Prober {
+	switch p.Type {
+	case "none":
+		return None{}
+	case "tcp", "":
+		return TCP{Send: p.Send, Expect: p.Expect}
+	case "http", "https":
+		o := p.HTTP
+		o.TLS = p.Type == "https"
+		h, err := NewHTTP(o)
+		if err != nil {
+			return broken{fmt.Errorf("%s check: %w", p.Type, err)}
+		}
+		return h
+	case "exec":
+		return Exec{Argv: p.Command, DynamicWeight: p.DynamicWeight}
+	default:
+		return broken{fmt.Errorf("check type %q is not implemented", p.Type)}
+	}
+}
