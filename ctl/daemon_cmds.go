@@ -61,7 +61,7 @@ func writeStatus(env *Env, st director.Status, now time.Time) {
 			kernel = "NOT IN KERNEL"
 		}
 		fmt.Fprintf(w, "\nservice %s\t%s\t%s\t%s\n", s.Name, s.Key, s.Scheduler, kernel)
-		fmt.Fprintln(w, "  real server\tforward\tweight\tkernel weight")
+		fmt.Fprintln(w, "  real server\tforward\tweight\tkernel weight\thealth")
 		for _, r := range s.RealServers {
 			addr := r.Address
 			if r.Sorry {
@@ -74,7 +74,7 @@ func writeStatus(env *Env, st director.Status, now time.Time) {
 			if r.KernelWeight < 0 {
 				kw = "-"
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%d\t%s\n", addr, r.Forward, r.ConfiguredWeight, kw)
+			fmt.Fprintf(w, "  %s\t%s\t%d\t%s\t%s\n", addr, r.Forward, r.ConfiguredWeight, kw, healthText(r.Health, now))
 		}
 	}
 	w.Flush()
@@ -206,4 +206,23 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// healthText is the status column for one server's check.
+func healthText(h *director.Health, now time.Time) string {
+	if h == nil {
+		return "-"
+	}
+	state := "down"
+	if h.Healthy {
+		state = "up"
+	}
+	out := fmt.Sprintf("%s (%s) since %s ago", state, h.Check, now.Sub(h.Since).Round(time.Second))
+	if !h.Checked.IsZero() {
+		out += fmt.Sprintf(", last check %.1fms", h.LatencyMS)
+	}
+	if h.Error != "" {
+		out += ": " + h.Error
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/cloudflare/ipvs"
+	"github.com/directorlb/director/checks"
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/director"
@@ -60,8 +61,21 @@ func Run(ctx context.Context, opts Options) error {
 	if w, err := open(); err == nil {
 		workers = append(workers, w)
 	}
+	// Health checks start before the director's first reconcile, seeded
+	// from the kernel, so the weights it computes adopt what is serving.
+	eng := checks.NewEngine(log)
+	specs := checks.SpecsFor(cfg)
+	if t, err := director.ReadTable(k); err == nil {
+		if n := seedAdopted(cfg, t, specs); n > 0 {
+			log.Info("adopting real servers the kernel already serves as healthy", "servers", n)
+		}
+	} else {
+		log.Warn("cannot read the kernel's table to adopt health; every server starts unhealthy", "err", err)
+	}
+	eng.Set(specs)
 	d := director.New(director.Options{
 		Kernel:  k,
+		Weights: checks.Weights{Engine: eng},
 		Workers: workers,
 		Logger:  log,
 		// Kept beside the socket: per daemon, root-only, gone at reboot
@@ -69,7 +83,7 @@ func Run(ctx context.Context, opts Options) error {
 		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
 		DrainPath: filepath.Join(filepath.Dir(cfg.Control.Socket), "drained.json"),
 	})
-	s := &server{path: opts.ConfigPath, d: d, log: log, socket: cfg.Control.Socket}
+	s := &server{path: opts.ConfigPath, d: d, eng: eng, log: log, socket: cfg.Control.Socket}
 
 	// The socket first: a second directord started by mistake fails on
 	// it before touching the kernel.
@@ -79,6 +93,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	pending := newChanges()
+	eng.OnChange(pending.add)
+	eng.Start(runCtx)
+	defer eng.Wait()
+	go pending.run(runCtx, d)
 	dirDone := make(chan error, 1)
 	go func() { dirDone <- d.Run(runCtx, cfg) }()
 	select {
@@ -118,6 +137,7 @@ type server struct {
 	path   string
 	socket string
 	d      *director.Director
+	eng    *checks.Engine
 	log    *slog.Logger
 	mu     sync.Mutex // one reload at a time, from SIGHUP or directorctl
 }
@@ -151,6 +171,7 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 	if cfg.Control.Socket != s.socket {
 		s.log.Warn("control.socket changed; it takes effect at the next restart", "running", s.socket, "configured", cfg.Control.Socket)
 	}
+	s.eng.Set(checks.SpecsFor(cfg))
 	res, err := s.d.Reload(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -166,7 +187,12 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 	switch req.Cmd {
 	case "status":
-		return s.d.Status(ctx)
+		st, err := s.d.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		annotate(&st, s.eng.Snapshot())
+		return st, nil
 	case "reload":
 		return s.reload(ctx)
 	case "drain", "enable":

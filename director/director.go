@@ -229,7 +229,18 @@ type ServerStatus struct {
 	ConfiguredWeight int    `json:"configured_weight"`
 	// KernelWeight is the weight in the kernel, -1 when the destination
 	// is not in the kernel.
-	KernelWeight int `json:"kernel_weight"`
+	KernelWeight int     `json:"kernel_weight"`
+	Health       *Health `json:"health,omitempty"`
+}
+
+// Health is a real server's check state, as the check engine sees it.
+type Health struct {
+	Check     string    `json:"check"`
+	Healthy   bool      `json:"healthy"`
+	Since     time.Time `json:"since"`
+	Checked   time.Time `json:"last_checked,omitempty"`
+	LatencyMS float64   `json:"latency_ms"`
+	Error     string    `json:"error,omitempty"`
 }
 
 // Status reads the kernel and reports every configured service.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -43,18 +44,20 @@ func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 	return c, err
 }
 
-// ServeHTTP serves HTTP on addr inside the host until cleanup. Every
+// ServeHTTP serves HTTP on addr inside the host until cleanup or until
+// the returned stop is called (a real server's process dying). Every
 // request is answered with the host's name, so a client can tell which
 // real server it reached.
-func (h *Host) ServeHTTP(addr string) {
+func (h *Host) ServeHTTP(addr string) (stop func()) {
 	h.net.tb.Helper()
-	h.ServeHandler(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	return h.ServeHandler(addr, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, h.Name)
 	}))
 }
 
-// ServeHandler serves handler on addr inside the host until cleanup.
-func (h *Host) ServeHandler(addr string, handler http.Handler) {
+// ServeHandler serves handler on addr inside the host until cleanup or
+// until the returned stop is called.
+func (h *Host) ServeHandler(addr string, handler http.Handler) (stop func()) {
 	h.net.tb.Helper()
 	l, err := h.Listen("tcp", addr)
 	h.must(err, "listen on %s", addr)
@@ -64,10 +67,15 @@ func (h *Host) ServeHandler(addr string, handler http.Handler) {
 		defer close(done)
 		_ = srv.Serve(l)
 	}()
-	h.net.tb.Cleanup(func() {
-		_ = srv.Close()
-		<-done
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = srv.Close()
+			<-done
+		})
+	}
+	h.net.tb.Cleanup(stop)
+	return stop
 }
 
 // HTTPClient returns a client whose connections start inside the host.

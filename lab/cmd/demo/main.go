@@ -46,6 +46,8 @@ const configTemplate = `control:
   socket: %s
 metrics:
   listen: ""
+defaults:
+  check: {type: none}
 ipvs:
   reconcile_interval: 1s
 services:

@@ -1,0 +1,87 @@
+//go:build lab
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/directorlb/director/lab/topo"
+)
+
+// waitKernel waits until ipvsadm -S -n in h contains want: the kernel's
+// own account of a change directord makes on its own schedule.
+func waitKernel(t *testing.T, h *topo.Host, want string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		save := ipvsadmSave(t, h)
+		if strings.Contains(save, want) {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("the kernel did not reach %q within %v:\n%s", want, within, save)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDirectordHealthChecks: HTTP checks drive the kernel's weights.
+func TestDirectordHealthChecks(t *testing.T) {
+	t.Parallel()
+	_, client, dir, rs1, rs2 := natFarm(t)
+	stop1 := rs1.ServeHTTP(":8080")
+	rs2.ServeHTTP(":8080")
+	tmp := t.TempDir()
+	cfg := writeConfig(t, tmp, configHeader(tmp)+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 8080
+    scheduler: rr
+    check: {type: http, path: /, interval: 200ms, timeout: 100ms, rise: 2, fall: 2}
+    real_servers:
+      - {address: 10.0.1.11}
+      - {address: 10.0.2.12}
+`)
+	d := startDirectord(t, dir, cfg)
+	// New servers start unhealthy and enter after rise successes.
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 3*time.Second)
+	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 3*time.Second)
+	roundRobin(t, client.Fetch("http://192.0.2.10:8080/", 4), "rs1", "rs2")
+
+	// rs1's server dies: quiesced within fall x interval + timeout + 1s.
+	stop1()
+	took := waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 0", 3*time.Second)
+	t.Logf("dead real server at weight 0 after %v (bound 1.5s: fall 2 x 200ms + 100ms + 1s)", took.Round(time.Millisecond))
+	if took > 1500*time.Millisecond {
+		t.Fatalf("detection took %v", took)
+	}
+	for _, g := range client.Fetch("http://192.0.2.10:8080/", 6) {
+		if g != "rs2" {
+			t.Fatalf("a request reached the dead server's host: %s", g)
+		}
+	}
+	if out, _ := d.ctl("status", "-socket", d.socket); !strings.Contains(out, "down (http)") || !strings.Contains(out, "up (http)") {
+		t.Fatalf("status does not show health:\n%s", out)
+	}
+
+	// It comes back after rise successes.
+	rs1.ServeHTTP(":8080")
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 3*time.Second)
+	roundRobin(t, client.Fetch("http://192.0.2.10:8080/", 4), "rs1", "rs2")
+
+	// A restart adopts the serving servers as healthy: nothing changes.
+	before := ipvsadmSave(t, dir)
+	if err := d.proc.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d = startDirectord(t, dir, cfg)
+	if got := ipvsadmSave(t, dir); got != before {
+		t.Fatalf("the restart changed the table:\n%s", got)
+	}
+	if strings.Contains(strings.Join(d.log.Lines(), "\n"), "ipvs changed") {
+		t.Fatal("the restart changed kernel objects")
+	}
+}
