@@ -85,3 +85,95 @@ services:
 		t.Fatal("the restart changed kernel objects")
 	}
 }
+
+// hang accepts connections on addr inside h and never answers them.
+func hang(t *testing.T, h *topo.Host, addr string) {
+	t.Helper()
+	l, err := h.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+}
+
+// TestDirectordHungServerDelaysNobody: a real server that accepts and
+// never answers stays out, and the other server's checks run on time.
+func TestDirectordHungServerDelaysNobody(t *testing.T) {
+	t.Parallel()
+	_, client, dir, rs1, rs2 := natFarm(t)
+	hang(t, rs1, ":8080")
+	rs2.ServeHTTP(":8080")
+	tmp := t.TempDir()
+	start := time.Now()
+	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 8080
+    check: {type: http, path: /, interval: 200ms, timeout: 100ms, rise: 2, fall: 2}
+    real_servers:
+      - {address: 10.0.1.11}
+      - {address: 10.0.2.12}
+`))
+	// rise 2 x 200ms, plus up to 200ms of start jitter, plus slack.
+	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 2*time.Second)
+	t.Logf("the healthy server entered %v after directord started, beside a hung one", time.Since(start).Round(time.Millisecond))
+	if save := ipvsadmSave(t, dir); !strings.Contains(save, "-r 10.0.1.11:8080 -m -w 0") {
+		t.Fatalf("the hung server is not at weight 0:\n%s", save)
+	}
+	for _, g := range client.Fetch("http://192.0.2.10:8080/", 4) {
+		if g != "rs2" {
+			t.Fatalf("got %s", g)
+		}
+	}
+}
+
+// TestDirectordSorryServerOnHealth: when every real server fails its
+// checks the sorry server answers; when one recovers it leaves.
+func TestDirectordSorryServerOnHealth(t *testing.T) {
+	t.Parallel()
+	n, client, dir, rs1, rs2 := natFarm(t)
+	sorry := n.Host("sorry")
+	n.Link(dir, "10.0.9.1/24", sorry, "10.0.9.250/24")
+	sorry.Route("default", "10.0.9.1")
+	sorry.ServeHTTP(":8080")
+	stop1, stop2 := rs1.ServeHTTP(":8080"), rs2.ServeHTTP(":8080")
+	tmp := t.TempDir()
+	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 8080
+    scheduler: rr
+    sorry_server: 10.0.9.250:8080
+    check: {type: tcp, interval: 200ms, timeout: 100ms, rise: 1, fall: 1}
+    real_servers:
+      - {address: 10.0.1.11}
+      - {address: 10.0.2.12}
+`))
+	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 2*time.Second)
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 2*time.Second)
+	stop1()
+	stop2()
+	waitKernel(t, dir, "-r 10.0.9.250:8080 -m -w 1", 2*time.Second)
+	if got := client.Fetch("http://192.0.2.10:8080/", 2); got[0] != "sorry" || got[1] != "sorry" {
+		t.Fatalf("with every real server down the client got %v", got)
+	}
+	rs2.ServeHTTP(":8080")
+	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 2*time.Second)
+	if save := ipvsadmSave(t, dir); strings.Contains(save, "10.0.9.250") {
+		t.Fatalf("the sorry server stayed after rs2 recovered:\n%s", save)
+	}
+	if got := client.Fetch("http://192.0.2.10:8080/", 2); got[0] != "rs2" || got[1] != "rs2" {
+		t.Fatalf("after recovery the client got %v", got)
+	}
+}
