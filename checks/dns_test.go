@@ -67,10 +67,6 @@ func dnsServer(t *testing.T, delay time.Duration) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
 }
 
-func itoa(n int) string {
-	return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):]
-}
-
 func TestDNSProbe(t *testing.T) {
 	target := dnsServer(t, 0)
 	for _, tc := range []struct {

@@ -5,16 +5,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/directorlb/director/config"
 )
 
-// ProbeSpec is everything that defines one probe stream. config.Check does
-// not (yet) carry every key the engine understands; FromConfig fills what
-// it has and the rest keeps its zero value (the documented default) until
-// the config grows the keys.
+// ProbeSpec is everything that defines one probe stream. FromConfig fills
+// it from a config.Check; fields a type does not use stay zero, so that
+// checks differing only in what their type ignores share one probe.
 type ProbeSpec struct {
 	Type   string         // tcp http https exec none (mysql postgres dns: not yet)
 	Target netip.AddrPort // where probes go: the real server, or a probe address/port override
@@ -62,18 +63,53 @@ func hashOf(p ProbeSpec) string {
 }
 
 // FromConfig builds the probe spec of one real server from its service's
-// resolved check.
+// resolved check. The check's address and port, where set, replace the
+// real server's in the target, each on its own. Only the fields of the
+// check's type are mapped: a check inherits the others (a tcp check under
+// an http defaults.check keeps its path) but they mean nothing to it.
 func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
-	p := ProbeSpec{
-		Type:     c.Type,
-		Target:   rs.AddrPort(),
-		Interval: c.Interval,
-		Timeout:  c.Timeout,
-		Rise:     c.Rise,
-		Fall:     c.Fall,
+	addr, port := rs.Address, rs.Port
+	if c.Address.IsValid() {
+		addr = c.Address
 	}
-	if c.Type == "http" || c.Type == "https" {
-		p.HTTP = HTTPOptions{TLS: c.Type == "https", Path: c.Path, ExpectStatus: c.ExpectStatus}
+	if c.Port != 0 {
+		port = c.Port
+	}
+	p := ProbeSpec{
+		Type:         c.Type,
+		Target:       netip.AddrPortFrom(addr, port),
+		Interval:     c.Interval,
+		FastInterval: c.FastInterval,
+		Timeout:      c.Timeout,
+		Rise:         c.Rise,
+		Fall:         c.Fall,
+		// The daemon also sets it for servers it adopts already serving.
+		StartHealthy: c.StartHealthy,
+	}
+	switch c.Type {
+	case "tcp":
+		p.Send, p.Expect = c.Send, c.Expect
+	case "http", "https":
+		method := c.Method
+		if method == "" {
+			method = http.MethodGet
+		}
+		p.HTTP = HTTPOptions{
+			TLS:          c.Type == "https",
+			Method:       method,
+			Path:         c.Path,
+			Host:         c.Host,
+			ExpectStatus: slices.Clone(c.ExpectStatus),
+			BodyRegexp:   c.Body,
+		}
+		if c.Type == "https" {
+			p.HTTP.ServerName = c.ServerName
+			p.HTTP.CAFile = c.CAFile
+			p.HTTP.InsecureSkipVerify = c.InsecureSkipVerify
+		}
+	case "exec":
+		p.Command = slices.Clone(c.Command)
+		p.DynamicWeight = c.DynamicWeight
 	}
 	return p
 }

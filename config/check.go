@@ -1,15 +1,22 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
 var (
-	checkKeys  = []string{"type", "interval", "timeout", "rise", "fall", "path", "expect_status"}
+	checkKeys = []string{"type", "interval", "fast_interval", "timeout", "rise", "fall", "start_healthy",
+		"address", "port", "send", "expect", "path", "expect_status", "method", "host", "body",
+		"server_name", "ca_file", "insecure_skip_verify", "command", "dynamic_weight"}
 	checkTypes = []string{"tcp", "http", "https", "mysql", "postgres", "dns", "exec", "none"}
 )
 
@@ -19,12 +26,16 @@ const maxRiseFall = 1000
 
 func cloneCheck(c Check) Check {
 	c.ExpectStatus = slices.Clone(c.ExpectStatus)
+	c.Command = slices.Clone(c.Command)
 	return c
 }
 
 // check decodes a check and merges it over base field by field, so that a
 // service may change only its interval and keep the rest of defaults.check.
 // Each field is validated where it is written; base is already valid.
+// What depends on two fields (fast_interval and interval, exec and
+// command) is checked on the merged result, and reported only where this
+// mapping wrote one of them.
 func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	c := cloneCheck(base)
 	f := d.mapping(n, path, "a check", checkKeys)
@@ -38,10 +49,29 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			c.Type = t
 		}
 	}
+	intervalOK, fastOK := true, true
 	if v := f.value("interval"); v != nil {
-		if iv, ok := d.positive(v, f.sub("interval")); ok {
+		var iv time.Duration
+		if iv, intervalOK = d.positive(v, f.sub("interval")); intervalOK {
 			c.Interval = iv
 		}
+	}
+	if v := f.value("fast_interval"); v != nil {
+		var fi time.Duration
+		if fi, fastOK = d.positive(v, f.sub("fast_interval")); fastOK {
+			c.FastInterval = fi
+		}
+	}
+	if c.FastInterval > c.Interval && intervalOK && fastOK {
+		if v := f.value("fast_interval"); v != nil {
+			d.errorf(v, f.sub("fast_interval"), "must not be longer than interval (%s), got %s", c.Interval, describe(v))
+		} else if v := f.value("interval"); v != nil {
+			d.errorf(v, f.sub("interval"), "must not be shorter than the inherited fast_interval (%s), got %s", c.FastInterval, describe(v))
+		}
+	}
+	if c.FastInterval > c.Interval {
+		// Keep what is passed on valid: the mistake is reported once.
+		c.FastInterval = 0
 	}
 	if v := f.value("timeout"); v != nil {
 		if t, ok := d.positive(v, f.sub("timeout")); ok {
@@ -58,14 +88,45 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			c.Fall = int(r)
 		}
 	}
-	httpOnly := func(name string) bool {
-		if typeOK && c.Type != "http" && c.Type != "https" {
-			d.errorf(f.key(name), f.sub(name), "only for http and https checks; this check is %s", c.Type)
+	if v := f.value("start_healthy"); v != nil {
+		if b, ok := d.boolean(v, f.sub("start_healthy")); ok {
+			c.StartHealthy = b
+		}
+	}
+	if v := f.value("address"); v != nil {
+		if a, ok := d.addr(v, f.sub("address")); ok {
+			c.Address = a
+		}
+	}
+	if v := f.value("port"); v != nil {
+		if p, ok := d.integer(v, f.sub("port"), 1, 65535); ok {
+			c.Port = uint16(p)
+		}
+	}
+
+	// only reports a key written on a check of a type it means nothing to.
+	only := func(name string, types ...string) bool {
+		if f.value(name) == nil {
+			return false
+		}
+		if typeOK && !slices.Contains(types, c.Type) {
+			d.errorf(f.key(name), f.sub(name), "only for %s checks; this check is %s", andList(types), c.Type)
 			return false
 		}
 		return true
 	}
-	if v := f.value("path"); v != nil && httpOnly("path") {
+	tcpText := func(name, want string, dst *string) {
+		if only(name, "tcp") {
+			if s, ok := d.text(f.value(name), f.sub(name), want); ok {
+				*dst = s
+			}
+		}
+	}
+	tcpText("send", "the text to send after connecting", &c.Send)
+	tcpText("expect", "the text the reply must contain", &c.Expect)
+
+	if only("path", "http", "https") {
+		v := f.value("path")
 		if p, ok := d.text(v, f.sub("path"), `an HTTP path starting with "/"`); ok {
 			if strings.HasPrefix(p, "/") {
 				c.Path = p
@@ -74,10 +135,191 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			}
 		}
 	}
-	if v := f.value("expect_status"); v != nil && httpOnly("expect_status") {
-		c.ExpectStatus = d.expectStatus(v, f.sub("expect_status"))
+	if only("expect_status", "http", "https") {
+		c.ExpectStatus = d.expectStatus(f.value("expect_status"), f.sub("expect_status"))
+	}
+	if only("method", "http", "https") {
+		if m, ok := d.method(f.value("method"), f.sub("method")); ok {
+			c.Method = m
+		}
+	}
+	if only("host", "http", "https") {
+		const want = "a host name, optionally with a port, such as www.example.com or www.example.com:8080"
+		if h, ok := d.hostHeader(f.value("host"), f.sub("host"), want, hostChars); ok {
+			c.Host = h
+		}
+	}
+	if only("body", "http", "https") {
+		if b, ok := d.regexp(f.value("body"), f.sub("body")); ok {
+			c.Body = b
+		}
+	}
+	if only("server_name", "https") {
+		if s, ok := d.hostHeader(f.value("server_name"), f.sub("server_name"), "a TLS server name such as www.example.com", serverNameChars); ok {
+			c.ServerName = s
+		}
+	}
+	if only("ca_file", "https") {
+		if s, ok := d.text(f.value("ca_file"), f.sub("ca_file"), "the path of a PEM file of CA certificates"); ok {
+			c.CAFile = s
+		}
+	}
+	if only("insecure_skip_verify", "https") {
+		if b, ok := d.boolean(f.value("insecure_skip_verify"), f.sub("insecure_skip_verify")); ok {
+			c.InsecureSkipVerify = b
+		}
+	}
+
+	if only("command", "exec") {
+		if argv, ok := d.command(f.value("command"), f.sub("command")); ok {
+			c.Command = argv
+		}
+	} else if typeOK && c.Type == "exec" && len(c.Command) == 0 && f.value("type") != nil && f.value("command") == nil {
+		// When the type is inherited, so is the command (or the
+		// inherited check was reported already).
+		d.errorf(n, f.sub("command"), "missing; an exec check needs the program to run and its arguments, such as %s", commandExample)
+	}
+	if only("dynamic_weight", "exec") {
+		if b, ok := d.boolean(f.value("dynamic_weight"), f.sub("dynamic_weight")); ok {
+			c.DynamicWeight = b
+		}
 	}
 	return c
+}
+
+// andList renders the types a key is for: "tcp", "http and https".
+func andList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " and " + choices[len(choices)-1]
+}
+
+// isTchar reports an HTTP token character (RFC 9110 section 5.6.2).
+func isTchar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// method reads an HTTP method: a token, upper case as every server expects
+// (methods are case-sensitive, and "get" is not GET).
+func (d *decoder) method(n *yaml.Node, key string) (string, bool) {
+	const want = "an HTTP method in upper case, such as GET, HEAD or POST"
+	s, ok := d.text(n, key, want)
+	if !ok {
+		return "", false
+	}
+	valid := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if !isTchar(s[i]) || s[i] >= 'a' && s[i] <= 'z' {
+				return false
+			}
+		}
+		return true
+	}
+	if !valid(s) {
+		msg := fmt.Sprintf("must be %s, got %s", want, describe(n))
+		if up := strings.ToUpper(s); valid(up) {
+			msg += fmt.Sprintf(" (did you mean %q?)", up)
+		}
+		d.errorf(n, key, "%s", msg)
+		return "", false
+	}
+	return s, true
+}
+
+// The characters of a Host header (a reg-name or IP literal and a port)
+// and of a TLS server name (a DNS name or an IP address).
+const (
+	hostChars       = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"
+	serverNameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:"
+)
+
+// hostHeader reads a name made of the characters in allowed.
+func (d *decoder) hostHeader(n *yaml.Node, key, want, allowed string) (string, bool) {
+	s, ok := d.text(n, key, want)
+	if !ok {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(allowed, s[i]) < 0 {
+			d.errorf(n, key, "must be %s, got %s", want, describe(n))
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// regexp reads a regular expression in Go's syntax, compiled now so that a
+// typo is a load error and not a server that can never pass its check.
+func (d *decoder) regexp(n *yaml.Node, key string) (string, bool) {
+	const want = "a regular expression (Go syntax)"
+	s, ok := d.text(n, key, want)
+	if !ok {
+		return "", false
+	}
+	if _, err := regexp.Compile(s); err != nil {
+		why := err.Error()
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			why = se.Code.String()
+			if se.Expr != "" && se.Expr != s {
+				why += fmt.Sprintf(" in %q", clip(se.Expr))
+			}
+		}
+		d.errorf(n, key, "must be %s, got %s: %s", want, describe(n), why)
+		return "", false
+	}
+	return s, true
+}
+
+const commandExample = `[/usr/local/lib/director/check-app, "{address}", "{port}"]`
+
+// placeholder finds what looks like a placeholder in a command argument.
+var placeholder = regexp.MustCompile(`\{[A-Za-z_]+\}`)
+
+// command reads an exec check's argv. There is no shell, so the program is
+// an absolute path (there is no $PATH to search either), and each argument
+// is passed as written but for the {address} and {port} placeholders.
+func (d *decoder) command(n *yaml.Node, key string) ([]string, bool) {
+	entries, ok := d.list(n, key, "the program and its arguments (no shell), such as "+commandExample)
+	if !ok {
+		return nil, false
+	}
+	if len(entries) == 0 {
+		d.errorf(n, key, "must list at least the program to run, such as %s", commandExample)
+		return nil, false
+	}
+	argv := make([]string, 0, len(entries))
+	for i, e := range entries {
+		k := index(key, i)
+		want := "a string (one argument)"
+		if i == 0 {
+			want = "the absolute path of the program"
+		}
+		s, ok := d.scalar(e, k, want)
+		switch {
+		case !ok:
+		case strings.IndexByte(s, 0) >= 0:
+			d.errorf(e, k, "must not contain a NUL character, got %s", describe(e))
+			ok = false
+		case i == 0 && !strings.HasPrefix(s, "/"):
+			d.errorf(e, k, "must be the absolute path of the program (there is no shell and no $PATH search), got %s", describe(e))
+			ok = false
+		}
+		if !ok {
+			continue
+		}
+		for _, p := range placeholder.FindAllString(s, -1) {
+			if p != "{address}" && p != "{port}" {
+				d.warnf(e, k, "%s is not a placeholder and is passed as written (the placeholders are {address} and {port})", clip(p))
+			}
+		}
+		argv = append(argv, s)
+	}
+	if len(argv) != len(entries) {
+		return nil, false
+	}
+	return argv, true
 }
 
 const statusWant = "a status code from 100 to 599 or a range such as 200-299"

@@ -188,6 +188,37 @@ func TestLoadGood(t *testing.T) {
 			eq(t, "no aliasing", c.Service("interval-only").Check.ExpectStatus[0].Min, 200)
 			warnings(t, c)
 		}},
+		{"check_keys.yaml", func(t *testing.T, c *config.Config) {
+			def := config.Check{Type: "exec", Interval: 5 * time.Second, FastInterval: time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
+				StartHealthy: true, DynamicWeight: true,
+				Command: []string{"/usr/local/lib/director/check-app", "--host", "{address}", "--port={port}"}}
+			eq(t, "defaults", c.Defaults.Check, def)
+			eq(t, "inherits", c.Service("inherits").Check, def)
+			interval := def
+			interval.Interval = 2 * time.Second
+			eq(t, "interval-only keeps the command", c.Service("interval-only").Check, interval)
+			tcp := def
+			tcp.Type, tcp.StartHealthy = "tcp", false
+			tcp.Address, tcp.Port = ap("10.1.0.99"), 6380
+			tcp.Send, tcp.Expect = "PING\r\n", "+PONG"
+			eq(t, "redis", c.Service("redis").Check, tcp)
+			web := def
+			web.Type, web.Port = "http", 8080
+			web.Method, web.Host, web.Path, web.Body = "HEAD", "www.example.com:8080", "/healthz", `^ok\b|"status": ?"up"`
+			web.ExpectStatus = []config.StatusRange{{Min: 200, Max: 299}}
+			eq(t, "web", c.Service("web").Check, web)
+			sec := def
+			sec.Type, sec.Address, sec.FastInterval = "https", ap("2001:db8::99"), 5*time.Second
+			sec.ServerName, sec.CAFile, sec.InsecureSkipVerify = "www.example.com", "/etc/director/ca.pem", true
+			eq(t, "secure", c.Service("secure").Check, sec)
+			// Services must not share the command: a change to one is not a change to all.
+			c.Service("inherits").Check.Command[0] = "/bin/false"
+			eq(t, "no aliasing", c.Service("interval-only").Check.Command[0], "/usr/local/lib/director/check-app")
+			eq(t, "defaults not aliased", c.Defaults.Check.Command[0], "/usr/local/lib/director/check-app")
+			eq(t, "placeholder", c.Service("placeholder").Check.Command, []string{"/usr/local/bin/check", "{addr}:{port}", "{}"})
+			warnings(t, c,
+				"testdata/good/check_keys.yaml:55:39: services[5].check.command[1]: {addr} is not a placeholder and is passed as written (the placeholders are {address} and {port})")
+		}},
 		{"empty.yaml", func(t *testing.T, c *config.Config) {
 			eq(t, "node", c.Node, host)
 			eq(t, "services", len(c.Services), 0)
@@ -208,8 +239,8 @@ func TestLoadGood(t *testing.T) {
 // Every fixture in testdata/good has a case above.
 func TestGoodFixturesCovered(t *testing.T) {
 	files, _ := filepath.Glob("testdata/good/*.yaml")
-	if len(files) < 10 {
-		t.Errorf("found %d good fixtures, want the 10 TestLoadGood checks", len(files))
+	if len(files) < 11 {
+		t.Errorf("found %d good fixtures, want the 11 TestLoadGood checks", len(files))
 	}
 }
 

@@ -165,17 +165,51 @@ type RealServer struct {
 func (r RealServer) AddrPort() netip.AddrPort { return netip.AddrPortFrom(r.Address, r.Port) }
 
 // Check is how real servers are health-checked. The check engine (package
-// checks) interprets the type-specific fields.
+// checks) interprets the type-specific fields. A check is merged field by
+// field over the one it inherits, so a field of another type may be set
+// (inherited) and is then ignored; a file can write a type-specific key
+// only on a check of that type.
 type Check struct {
 	Type     string // tcp http https mysql postgres dns exec none
 	Interval time.Duration
-	Timeout  time.Duration
-	Rise     int
-	Fall     int
+	// FastInterval, if not 0, replaces Interval while a server's state is
+	// changing (some successes while down, some failures while up). It is
+	// never longer than Interval.
+	FastInterval time.Duration
+	Timeout      time.Duration
+	Rise         int
+	Fall         int
+	// StartHealthy makes a server healthy from the start instead of after
+	// Rise successes.
+	StartHealthy bool
+
+	// Address and Port, where set (valid, not 0), replace the real
+	// server's address and port as the probe's target: DR and TUN servers
+	// often answer checks elsewhere than on the service port.
+	Address netip.Addr
+	Port    uint16
+
+	// tcp: Send is written after connecting; Expect must then be read.
+	Send   string
+	Expect string
 
 	// http and https
 	Path         string
 	ExpectStatus []StatusRange
+	Method       string // upper case; "" means GET
+	Host         string // the Host header; "" means the target address
+	Body         string // a regular expression (Go syntax) the body must match; "" means any
+	// https only
+	ServerName         string // TLS server name; "" means Host, else the target address
+	CAFile             string // PEM CA bundle instead of the system roots; read by the check, not at load
+	InsecureSkipVerify bool
+
+	// exec: Command is the argv (no shell); Command[0] is an absolute
+	// path. {address} and {port} in any element are replaced by the
+	// target's. With DynamicWeight the first line of output, a percentage,
+	// scales the server's weight.
+	Command       []string
+	DynamicWeight bool
 }
 
 // StatusRange is an inclusive range of HTTP status codes; a single code
