@@ -23,6 +23,8 @@ func TestFromConfig(t *testing.T) {
 		c.Method, c.Host, c.Body = "HEAD", "www.example.com", "^ok$"
 		c.ServerName, c.CAFile, c.InsecureSkipVerify = "tls.example.com", "/etc/director/ca.pem", true
 		c.Command, c.DynamicWeight = []string{"/usr/local/bin/check", "{address}", "{port}"}, true
+		c.User, c.PasswordFile, c.PasswordEnv, c.Database, c.Query = "checker", "/etc/director/db.pw", "DB_PW", "app", "SELECT role FROM status"
+		c.QueryName, c.QueryType, c.Rcode, c.Answer = "www.example.com", "AAAA", "NOERROR", "2001:db8::53"
 		return c
 	}
 	withType := func(c config.Check, typ string) config.Check { c.Type = typ; return c }
@@ -35,6 +37,21 @@ func TestFromConfig(t *testing.T) {
 		in   config.Check
 		want ProbeSpec
 	}{
+		{"mysql", other(withType(common, "mysql")), func() ProbeSpec {
+			p := spec("mysql", "10.1.0.11:80")
+			p.SQL = SQLOptions{User: "checker", PasswordFile: "/etc/director/db.pw", PasswordEnv: "DB_PW", Database: "app", Query: "SELECT role FROM status", Expect: "+PONG"}
+			return p
+		}()},
+		{"postgres", other(withType(common, "postgres")), func() ProbeSpec {
+			p := spec("postgres", "10.1.0.11:80")
+			p.SQL = SQLOptions{User: "checker", PasswordFile: "/etc/director/db.pw", PasswordEnv: "DB_PW", Database: "app", Query: "SELECT role FROM status", Expect: "+PONG"}
+			return p
+		}()},
+		{"dns", other(withType(common, "dns")), func() ProbeSpec {
+			p := spec("dns", "10.1.0.11:80")
+			p.DNS = DNS{Name: "www.example.com", Type: "AAAA", Rcode: "NOERROR", Answer: "2001:db8::53"}
+			return p
+		}()},
 		{"exec, address and port", func() config.Check {
 			c := other(withType(common, "exec"))
 			c.Address, c.Port = netip.MustParseAddr("192.0.2.99"), 9000

@@ -17,7 +17,7 @@ import (
 // it from a config.Check; fields a type does not use stay zero, so that
 // checks differing only in what their type ignores share one probe.
 type ProbeSpec struct {
-	Type   string         // tcp http https exec none (mysql postgres dns: not yet)
+	Type   string         // tcp http https mysql postgres dns exec none
 	Target netip.AddrPort // where probes go: the real server, or a probe address/port override
 
 	Interval time.Duration
@@ -38,6 +38,12 @@ type ProbeSpec struct {
 	// exec
 	Command       []string
 	DynamicWeight bool
+
+	// mysql, postgres
+	SQL SQLOptions
+
+	// dns
+	DNS DNS
 }
 
 // Key identifies a probe stream: specs with equal keys share one
@@ -110,6 +116,11 @@ func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
 	case "exec":
 		p.Command = slices.Clone(c.Command)
 		p.DynamicWeight = c.DynamicWeight
+	case "mysql", "postgres":
+		p.SQL = SQLOptions{User: c.User, PasswordFile: c.PasswordFile, PasswordEnv: c.PasswordEnv,
+			Database: c.Database, Query: c.Query, Expect: c.Expect}
+	case "dns":
+		p.DNS = DNS{Name: c.QueryName, Type: c.QueryType, Rcode: c.Rcode, Answer: c.Answer}
 	}
 	return p
 }
@@ -148,6 +159,12 @@ func NewProber(p ProbeSpec) Prober {
 		return h
 	case "exec":
 		return Exec{Argv: p.Command, DynamicWeight: p.DynamicWeight}
+	case "mysql":
+		return MySQL{p.SQL}
+	case "postgres":
+		return Postgres{p.SQL}
+	case "dns":
+		return p.DNS
 	default:
 		return broken{fmt.Errorf("check type %q is not implemented", p.Type)}
 	}

@@ -16,8 +16,11 @@ import (
 var (
 	checkKeys = []string{"type", "interval", "fast_interval", "timeout", "rise", "fall", "start_healthy",
 		"address", "port", "send", "expect", "path", "expect_status", "method", "host", "body",
-		"server_name", "ca_file", "insecure_skip_verify", "command", "dynamic_weight"}
+		"server_name", "ca_file", "insecure_skip_verify", "command", "dynamic_weight",
+		"user", "password_file", "password_env", "database", "query", "query_name", "query_type", "rcode", "answer"}
 	checkTypes = []string{"tcp", "http", "https", "mysql", "postgres", "dns", "exec", "none"}
+	dnsTypes   = []string{"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"}
+	dnsRcodes  = []string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"}
 )
 
 // maxRiseFall keeps rise and fall to counts a human would mean; beyond it a
@@ -123,7 +126,44 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 		}
 	}
 	tcpText("send", "the text to send after connecting", &c.Send)
-	tcpText("expect", "the text the reply must contain", &c.Expect)
+	if only("expect", "tcp", "mysql", "postgres") {
+		if s, ok := d.text(f.value("expect"), f.sub("expect"), "the text the reply must contain (tcp) or the first value must equal (mysql, postgres)"); ok {
+			c.Expect = s
+		}
+	}
+	textKey := func(name, want string, dst *string, types ...string) {
+		if only(name, types...) {
+			if s, ok := d.text(f.value(name), f.sub(name), want); ok {
+				*dst = s
+			}
+		}
+	}
+	textKey("user", "the user the check logs in as", &c.User, "mysql", "postgres")
+	textKey("password_file", "the path of a file holding the password (mode 0600)", &c.PasswordFile, "mysql", "postgres")
+	textKey("password_env", "the name of an environment variable holding the password", &c.PasswordEnv, "mysql", "postgres")
+	textKey("database", "a database name", &c.Database, "mysql", "postgres")
+	textKey("query", "an SQL query, such as SELECT 1", &c.Query, "mysql", "postgres")
+	if f.value("password_file") != nil && f.value("password_env") != nil {
+		d.errorf(f.key("password_env"), f.sub("password_env"), "give the password in password_file or password_env, not both")
+	}
+	if typeOK && (c.Type == "mysql" || c.Type == "postgres") && c.User == "" && f.value("type") != nil {
+		d.errorf(n, f.sub("user"), "missing; a %s check logs in as a user (password in password_file or password_env)", c.Type)
+	}
+	textKey("query_name", "a DNS name, such as www.example.com", &c.QueryName, "dns")
+	if only("query_type", "dns") {
+		if s, ok := d.enum(f.value("query_type"), f.sub("query_type"), dnsTypes); ok {
+			c.QueryType = s
+		}
+	}
+	if only("rcode", "dns") {
+		if s, ok := d.enum(f.value("rcode"), f.sub("rcode"), dnsRcodes); ok {
+			c.Rcode = s
+		}
+	}
+	textKey("answer", "text an answer record must contain, such as 192.0.2.53", &c.Answer, "dns")
+	if typeOK && c.Type == "dns" && c.QueryName == "" && f.value("type") != nil {
+		d.errorf(n, f.sub("query_name"), "missing; a dns check asks for a name, such as query_name: www.example.com")
+	}
 
 	if only("path", "http", "https") {
 		v := f.value("path")

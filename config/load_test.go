@@ -219,6 +219,17 @@ func TestLoadGood(t *testing.T) {
 			warnings(t, c,
 				"testdata/good/check_keys.yaml:55:39: services[5].check.command[1]: {addr} is not a placeholder and is passed as written (the placeholders are {address} and {port})")
 		}},
+		{"check_sql_dns.yaml", func(t *testing.T, c *config.Config) {
+			db := c.Service("db").Check
+			eq(t, "mysql", [6]string{db.Type, db.User, db.PasswordFile, db.Database, db.Query, db.Expect},
+				[6]string{"mysql", "checker", "/etc/director/db.pw", "app", "SELECT role FROM status", "primary"})
+			pg := c.Service("pg").Check
+			eq(t, "postgres", [3]string{pg.Type, pg.User, pg.PasswordEnv}, [3]string{"postgres", "checker", "PG_PW"})
+			d := c.Service("dns").Check
+			eq(t, "dns", [5]string{d.Type, d.QueryName, d.QueryType, d.Rcode, d.Answer},
+				[5]string{"dns", "www.example.com", "AAAA", "NOERROR", "2001:db8::"})
+			warnings(t, c)
+		}},
 		{"empty.yaml", func(t *testing.T, c *config.Config) {
 			eq(t, "node", c.Node, host)
 			eq(t, "services", len(c.Services), 0)
@@ -239,8 +250,8 @@ func TestLoadGood(t *testing.T) {
 // Every fixture in testdata/good has a case above.
 func TestGoodFixturesCovered(t *testing.T) {
 	files, _ := filepath.Glob("testdata/good/*.yaml")
-	if len(files) < 11 {
-		t.Errorf("found %d good fixtures, want the 11 TestLoadGood checks", len(files))
+	if len(files) < 12 {
+		t.Errorf("found %d good fixtures, want the 12 TestLoadGood checks", len(files))
 	}
 }
 

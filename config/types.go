@@ -210,6 +210,23 @@ type Check struct {
 	// scales the server's weight.
 	Command       []string
 	DynamicWeight bool
+
+	// mysql and postgres: User logs in with the password read from
+	// PasswordFile or the environment variable PasswordEnv (never written
+	// in the config); Query (default SELECT 1) runs in Database, and with
+	// Expect its first value must equal Expect.
+	User         string
+	PasswordFile string
+	PasswordEnv  string
+	Database     string
+	Query        string
+
+	// dns: the question QueryName/QueryType (default A) must be answered
+	// with Rcode (default NOERROR) and, if set, a record containing Answer.
+	QueryName string
+	QueryType string
+	Rcode     string
+	Answer    string
 }
 
 // StatusRange is an inclusive range of HTTP status codes; a single code
