@@ -47,13 +47,16 @@ type probe struct {
 	spec   ProbeSpec
 	prober Prober
 
-	cancel   context.CancelFunc // nil while not running
-	m        machine
-	since    time.Time
-	checked  time.Time
-	last     Result
-	weight   int
-	services []string // sorted, unique: who to notify on a transition
+	cancel context.CancelFunc // nil while not running
+	m      machine
+	since  time.Time
+	// recovered is when the probe last saw the target become healthy;
+	// zero if it has only ever been healthy from the start (adopted).
+	recovered time.Time
+	checked   time.Time
+	last      Result
+	weight    int
+	services  []string // sorted, unique: who to notify on a transition
 }
 
 // Engine runs health checks. The zero value is not usable; use NewEngine.
@@ -173,6 +176,7 @@ func (e *Engine) inherit(p *probe) {
 		}
 		p.m.healthy = old.m.healthy
 		p.since, p.checked, p.last, p.weight = old.since, old.checked, old.last, old.weight
+		p.recovered = old.recovered
 		return
 	}
 }
@@ -245,6 +249,9 @@ func (e *Engine) record(p *probe, res Result, now time.Time) time.Duration {
 	var onChange func(string)
 	if changed {
 		p.since = now
+		if p.m.healthy {
+			p.recovered = now
+		}
 		notify, onChange = slices.Clone(p.services), e.onChange
 		attrs := []any{"type", p.spec.Type, "target", p.spec.Target, "services", notify}
 		if p.m.healthy {
@@ -305,4 +312,16 @@ func (e *Engine) Snapshot() []Status {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), a.RealServer.Compare(b.RealServer))
 	})
 	return out
+}
+
+// Recovered reports when a subscription's target last became healthy
+// after being unhealthy (zero if it never did: healthy from the start, or
+// not known). Slow start ramps from that moment.
+func (e *Engine) Recovered(service string, rs netip.AddrPort) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.subs[subKey{service, rs}]; p != nil {
+		return p.recovered
+	}
+	return time.Time{}
 }

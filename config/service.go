@@ -13,7 +13,7 @@ import (
 var (
 	serviceKeys = []string{"name", "vip", "port", "protocol", "fwmark", "family", "scheduler",
 		"scheduler_flags", "one_packet", "persistence", "persistence_netmask", "forward", "tunnel",
-		"check", "on_failure", "sorry_server", "real_servers"}
+		"check", "on_failure", "slow_start", "sorry_server", "real_servers"}
 	protocols      = []string{string(TCP), string(UDP), string(SCTP)}
 	families       = []string{"ipv4", "ipv6"}
 	forwards       = []string{string(NAT), string(Direct), string(Tunnel)}
@@ -197,6 +197,11 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 	if v := f.value("on_failure"); v != nil {
 		of, _ := d.enum(v, f.sub("on_failure"), onFailures)
 		s.OnFailure = OnFailure(of)
+	}
+	if v := f.value("slow_start"); v != nil {
+		if ss, ok := d.positive(v, f.sub("slow_start")); ok {
+			s.SlowStart = ss
+		}
 	}
 
 	usesTunnel := s.Forward == Tunnel

@@ -134,6 +134,10 @@ type Service struct {
 
 	Check     Check
 	OnFailure OnFailure // default quiesce
+	// SlowStart, if set, ramps a recovered real server's weight from a
+	// small share up to its full weight over this time, instead of
+	// sending it a full share of new connections at once.
+	SlowStart time.Duration
 
 	SorryServer *RealServer // nil: none
 	RealServers []RealServer

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cloudflare/ipvs"
@@ -84,6 +85,7 @@ func Run(ctx context.Context, opts Options) error {
 		DrainPath: filepath.Join(filepath.Dir(cfg.Control.Socket), "drained.json"),
 	})
 	s := &server{path: opts.ConfigPath, d: d, eng: eng, log: log, socket: cfg.Control.Socket}
+	s.cfg.Store(cfg)
 
 	// The socket first: a second directord started by mistake fails on
 	// it before touching the kernel.
@@ -98,6 +100,7 @@ func Run(ctx context.Context, opts Options) error {
 	eng.Start(runCtx)
 	defer eng.Wait()
 	go pending.run(runCtx, d)
+	go s.ramp(runCtx, pending)
 	dirDone := make(chan error, 1)
 	go func() { dirDone <- d.Run(runCtx, cfg) }()
 	select {
@@ -138,6 +141,7 @@ type server struct {
 	socket string
 	d      *director.Director
 	eng    *checks.Engine
+	cfg    atomic.Pointer[config.Config] // the config in force
 	log    *slog.Logger
 	mu     sync.Mutex // one reload at a time, from SIGHUP or directorctl
 }
@@ -176,6 +180,7 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cfg.Store(cfg)
 	out := &ReloadResult{Config: cfg.Path, Changes: res.Applied, Failed: res.Failed}
 	for _, e := range res.Errors {
 		out.Errors = append(out.Errors, e.Error())

@@ -177,3 +177,58 @@ services:
 		t.Fatalf("after recovery the client got %v", got)
 	}
 }
+
+// TestDirectordSlowStart: a recovered server's weight ramps up over
+// slow_start instead of jumping to full.
+func TestDirectordSlowStart(t *testing.T) {
+	t.Parallel()
+	_, _, dir, rs1, rs2 := natFarm(t)
+	stop1 := rs1.ServeHTTP(":8080")
+	rs2.ServeHTTP(":8080")
+	tmp := t.TempDir()
+	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 8080
+    slow_start: 4s
+    check: {type: tcp, interval: 200ms, timeout: 100ms, rise: 1, fall: 1}
+    real_servers:
+      - {address: 10.0.1.11, weight: 100}
+      - {address: 10.0.2.12, weight: 100}
+`))
+	// Servers new to directord start unhealthy, so their first rise is a
+	// recovery and they ramp too: wait for full weight first.
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 100", 10*time.Second)
+	stop1()
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 0", 2*time.Second)
+	rs1.ServeHTTP(":8080")
+	seen := map[string]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		save := ipvsadmSave(t, dir)
+		for _, line := range strings.Split(save, "\n") {
+			if strings.Contains(line, "-r 10.0.1.11:8080") {
+				w := line[strings.LastIndex(line, " ")+1:]
+				seen[w] = true
+			}
+		}
+		if seen["100"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recovered server never reached full weight; weights seen %v", seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	intermediate := 0
+	for w := range seen {
+		if w != "0" && w != "100" {
+			intermediate++
+		}
+	}
+	t.Logf("weights seen while ramping: %v", seen)
+	if intermediate < 2 {
+		t.Fatalf("no ramp: weights seen %v", seen)
+	}
+}
