@@ -232,3 +232,39 @@ services:
 		t.Fatalf("no ramp: weights seen %v", seen)
 	}
 }
+
+// TestDirectordOnFailureRemove: with on_failure remove, a failed server's
+// destination leaves the kernel, and returns when the server recovers.
+func TestDirectordOnFailureRemove(t *testing.T) {
+	t.Parallel()
+	_, client, dir, rs1, rs2 := natFarm(t)
+	stop1 := rs1.ServeHTTP(":8080")
+	rs2.ServeHTTP(":8080")
+	tmp := t.TempDir()
+	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+services:
+  - name: web
+    vip: 192.0.2.10
+    port: 8080
+    scheduler: rr
+    on_failure: remove
+    check: {type: tcp, interval: 200ms, timeout: 100ms, rise: 1, fall: 1}
+    real_servers:
+      - {address: 10.0.1.11}
+      - {address: 10.0.2.12}
+`))
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 3*time.Second)
+	stop1()
+	deadline := time.Now().Add(3 * time.Second)
+	for strings.Contains(ipvsadmSave(t, dir), "10.0.1.11") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed server's destination is still in the kernel:\n%s", ipvsadmSave(t, dir))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := client.Fetch("http://192.0.2.10:8080/", 2); got[0] != "rs2" || got[1] != "rs2" {
+		t.Fatalf("got %v", got)
+	}
+	rs1.ServeHTTP(":8080")
+	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 3*time.Second)
+}
