@@ -63,6 +63,36 @@ func startDirectord(t *testing.T, h *topo.Host, config string) *daemon {
 	return d
 }
 
+// runDirectord starts directord in h on services (YAML of the services
+// key and anything after it) under configHeader, in a fresh directory.
+func runDirectord(t *testing.T, h *topo.Host, services string) *daemon {
+	t.Helper()
+	tmp := t.TempDir()
+	return startDirectord(t, h, writeConfig(t, tmp, configHeader(tmp)+services))
+}
+
+// rewrite replaces the daemon's config file (it is not reloaded here).
+func (d *daemon) rewrite(services string) {
+	d.t.Helper()
+	dir := filepath.Dir(d.config)
+	writeConfig(d.t, dir, configHeader(dir)+services)
+}
+
+// echoConn opens a long-lived connection to the echo service and returns
+// it with the name of the real server that answered.
+func echoConn(t *testing.T, client *topo.Host) (*topo.Conn, string) {
+	t.Helper()
+	conn, err := client.DialLines("192.0.2.10:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := conn.Exchange("hello", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, strings.Fields(first)[0]
+}
+
 // run runs a program inside h and returns its combined output and exit
 // status.
 func run(t *testing.T, h *topo.Host, stdin string, argv ...string) (string, int) {
@@ -173,8 +203,7 @@ services:
 func TestDirectordNAT(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+natServices))
+	runDirectord(t, dir, natServices)
 
 	got := share(client.Fetch("http://192.0.2.10/", 80))
 	t.Logf("web (3:1, wlc): %v", got)
@@ -191,23 +220,12 @@ func TestDirectordNAT(t *testing.T) {
 func TestDirectordReloadTouchesOnlyWhatChanged(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	cfg := writeConfig(t, tmp, configHeader(tmp)+natServices)
-	d := startDirectord(t, dir, cfg)
-
-	conn, err := client.DialLines("192.0.2.10:7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := conn.Exchange("before", 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := runDirectord(t, dir, natServices)
+	conn, first := echoConn(t, client)
 	before := ipvsadmSave(t, dir)
 
 	// Change one weight of web only.
-	edited := strings.Replace(natServices, "weight: 3", "weight: 5", 1)
-	writeConfig(t, tmp, configHeader(tmp)+edited)
+	d.rewrite(strings.Replace(natServices, "weight: 3", "weight: 5", 1))
 	mark := d.log.Mark()
 	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -224,7 +242,7 @@ func TestDirectordReloadTouchesOnlyWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the long-lived connection broke across the reload: %v", err)
 	}
-	if strings.Fields(first)[0] != strings.Fields(second)[0] {
+	if first != strings.Fields(second)[0] {
 		t.Fatalf("the connection moved from %q to %q", first, second)
 	}
 }
@@ -260,14 +278,11 @@ func lineDiff(a, b string) string {
 func TestDirectordBadReloadKeepsEverything(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	cfg := writeConfig(t, tmp, configHeader(tmp)+natServices)
-	d := startDirectord(t, dir, cfg)
+	d := runDirectord(t, dir, natServices)
 	before := ipvsadmSave(t, dir)
 
 	bad := strings.Replace(natServices, "weight: 3", "weight: 70000", 1)
-	bad = strings.Replace(bad, "scheduler: rr", "scheduler: roundrobin", 1)
-	writeConfig(t, tmp, configHeader(tmp)+bad)
+	d.rewrite(strings.Replace(bad, "scheduler: rr", "scheduler: roundrobin", 1))
 
 	mark := d.log.Mark()
 	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
@@ -280,7 +295,7 @@ func TestDirectordBadReloadKeepsEverything(t *testing.T) {
 		t.Fatalf("not every problem was logged: %v", err)
 	}
 	out, code := d.ctl("reload", "-socket", d.socket)
-	if code != 1 || !strings.Contains(out, cfg+":") || !strings.Contains(out, "weight") || !strings.Contains(out, "scheduler") {
+	if code != 1 || !strings.Contains(out, d.config+":") || !strings.Contains(out, "weight") || !strings.Contains(out, "scheduler") {
 		t.Fatalf("directorctl reload of a bad config: exit %d\n%s", code, out)
 	}
 	if after := ipvsadmSave(t, dir); after != before {
@@ -295,7 +310,7 @@ func TestDirectordBadReloadKeepsEverything(t *testing.T) {
 		t.Fatal("traffic stopped")
 	}
 	// Fixing the file and reloading through directorctl converges.
-	writeConfig(t, tmp, configHeader(tmp)+strings.Replace(natServices, "weight: 3", "weight: 4", 1))
+	d.rewrite(strings.Replace(natServices, "weight: 3", "weight: 4", 1))
 	if out, code := d.ctl("reload", "-socket", d.socket); code != 0 || !strings.Contains(out, "1 change") {
 		t.Fatalf("good reload: exit %d: %s", code, out)
 	}
@@ -306,8 +321,7 @@ func TestDirectordBadReloadKeepsEverything(t *testing.T) {
 func TestDirectordRepairsDrift(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	d := startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+natServices))
+	d := runDirectord(t, dir, natServices)
 	want := ipvsadmSave(t, dir)
 
 	mark := d.log.Mark()
@@ -338,16 +352,8 @@ func TestDirectordRepairsDrift(t *testing.T) {
 func TestDirectordRestartChangesNothing(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	cfg := writeConfig(t, tmp, configHeader(tmp)+natServices)
-	d := startDirectord(t, dir, cfg)
-	conn, err := client.DialLines("192.0.2.10:7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exchange("one", 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	d := runDirectord(t, dir, natServices)
+	conn, _ := echoConn(t, client)
 	before := ipvsadmSave(t, dir)
 	if err := d.proc.Stop(10 * time.Second); err != nil {
 		t.Fatalf("directord did not stop cleanly: %v", err)
@@ -358,7 +364,7 @@ func TestDirectordRestartChangesNothing(t *testing.T) {
 	if _, err := conn.Exchange("while down", 2*time.Second); err != nil {
 		t.Fatalf("connection broke while directord was down: %v", err)
 	}
-	d2 := startDirectord(t, dir, cfg)
+	d2 := startDirectord(t, dir, d.config)
 	if lines := d2.log.Lines(); strings.Contains(strings.Join(lines, "\n"), "ipvs changed") {
 		t.Fatalf("the restart changed kernel objects:\n%s", strings.Join(lines, "\n"))
 	}
@@ -404,8 +410,7 @@ services:
 func TestDirectordStatus(t *testing.T) {
 	t.Parallel()
 	_, _, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	d := startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+natServices))
+	d := runDirectord(t, dir, natServices)
 	out, code := d.ctl("status", "-socket", d.socket)
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s", code, out)
@@ -443,8 +448,7 @@ func TestDirectordDR(t *testing.T) {
 		drRealServer(rs, ifs[rs.Name], "lo", "10.0.0.100")
 		rs.ServeHTTP(":80")
 	}
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	runDirectord(t, dir, `
 services:
   - name: web
     vip: 10.0.0.100
@@ -454,7 +458,7 @@ services:
     real_servers:
       - address: 10.0.0.11
       - address: 10.0.0.12
-`))
+`)
 	roundRobin(t, client.Fetch("http://10.0.0.100/", 4), "rs1", "rs2")
 }
 
@@ -477,8 +481,7 @@ func TestDirectordTUN(t *testing.T) {
 		}
 		rs.ServeHTTP(":80")
 	}
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	runDirectord(t, dir, `
 services:
   - name: web
     vip: 10.0.0.100
@@ -488,7 +491,7 @@ services:
     real_servers:
       - address: 10.0.0.11
       - address: 10.0.0.12
-`))
+`)
 	roundRobin(t, client.Fetch("http://10.0.0.100/", 4), "rs1", "rs2")
 	save := ipvsadmSave(t, dir)
 	if strings.Count(save, " -i") != 2 {
@@ -504,15 +507,14 @@ func TestDirectordCleanupOnExit(t *testing.T) {
 	dir := n.Host("dir")
 	must(t, dir, "/bin/ipvsadm", "-A", "-u", "198.51.100.53:53", "-s", "rr")
 	foreign := ipvsadmSave(t, dir)
-	tmp := t.TempDir()
-	d := startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+"  cleanup_on_exit: true\n"+`
+	d := runDirectord(t, dir, "  cleanup_on_exit: true\n"+`
 services:
   - name: web
     vip: 192.0.2.10
     port: 80
     real_servers:
       - address: 10.0.1.11
-`))
+`)
 	if got := ipvsadmSave(t, dir); !strings.Contains(got, "192.0.2.10:80") {
 		t.Fatalf("not programmed:\n%s", got)
 	}
@@ -533,18 +535,8 @@ services:
 func TestDirectordDrainEnable(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
-	tmp := t.TempDir()
-	cfg := writeConfig(t, tmp, configHeader(tmp)+natServices)
-	d := startDirectord(t, dir, cfg)
-	conn, err := client.DialLines("192.0.2.10:7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := conn.Exchange("hello", 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	busy := strings.Fields(first)[0]
+	d := runDirectord(t, dir, natServices)
+	conn, busy := echoConn(t, client)
 	addr, other := map[string]string{"rs1": "10.0.1.11", "rs2": "10.0.2.12"}[busy], map[string]string{"rs1": "rs2", "rs2": "rs1"}[busy]
 
 	if out, code := d.ctl("drain", "echo", addr, "-socket", d.socket); code != 0 || !strings.Contains(out, "drained") {
@@ -582,7 +574,7 @@ func TestDirectordDrainEnable(t *testing.T) {
 	if err := d.proc.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	d = startDirectord(t, dir, cfg)
+	d = startDirectord(t, dir, d.config)
 	if strings.Contains(strings.Join(d.log.Lines(), "\n"), "ipvs changed") {
 		t.Fatal("the restart changed the kernel")
 	}
@@ -608,8 +600,7 @@ func TestDirectordSorryServer(t *testing.T) {
 	n.Link(dir, "10.0.9.1/24", sorry, "10.0.9.250/24")
 	sorry.Route("default", "10.0.9.1")
 	sorry.ServeHTTP(":80")
-	tmp := t.TempDir()
-	d := startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	d := runDirectord(t, dir, `
 services:
   - name: web
     vip: 192.0.2.10
@@ -619,7 +610,7 @@ services:
     real_servers:
       - {address: 10.0.1.11}
       - {address: 10.0.2.12}
-`))
+`)
 	if save := ipvsadmSave(t, dir); strings.Contains(save, "10.0.9.250") {
 		t.Fatalf("the sorry server is in the table while real servers are up:\n%s", save)
 	}

@@ -43,8 +43,7 @@ func TestDirectordFwmarkPersistence(t *testing.T) {
 	t.Parallel()
 	_, client, dir, _, _ := natFarm(t)
 	markTo(t, dir, "192.0.2.10", 42)
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	runDirectord(t, dir, `
 services:
   - name: marked
     fwmark: 42
@@ -54,7 +53,7 @@ services:
     real_servers:
       - address: 10.0.1.11
       - address: 10.0.2.12
-`))
+`)
 	save := ipvsadmSave(t, dir)
 	if !strings.Contains(save, "-A -f 42 -s rr -p 300 -M 255.255.255.0") {
 		t.Fatalf("kernel table:\n%s", save)

@@ -33,8 +33,7 @@ func TestDirectordHealthChecks(t *testing.T) {
 	_, client, dir, rs1, rs2 := natFarm(t)
 	stop1 := rs1.ServeHTTP(":8080")
 	rs2.ServeHTTP(":8080")
-	tmp := t.TempDir()
-	cfg := writeConfig(t, tmp, configHeader(tmp)+`
+	d := runDirectord(t, dir, `
 services:
   - name: web
     vip: 192.0.2.10
@@ -45,7 +44,6 @@ services:
       - {address: 10.0.1.11}
       - {address: 10.0.2.12}
 `)
-	d := startDirectord(t, dir, cfg)
 	// New servers start unhealthy and enter after rise successes.
 	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 3*time.Second)
 	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 3*time.Second)
@@ -77,7 +75,7 @@ services:
 	if err := d.proc.Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	d = startDirectord(t, dir, cfg)
+	d = startDirectord(t, dir, d.config)
 	if got := ipvsadmSave(t, dir); got != before {
 		t.Fatalf("the restart changed the table:\n%s", got)
 	}
@@ -147,8 +145,7 @@ func TestDirectordSorryServerOnHealth(t *testing.T) {
 	sorry.Route("default", "10.0.9.1")
 	sorry.ServeHTTP(":8080")
 	stop1, stop2 := rs1.ServeHTTP(":8080"), rs2.ServeHTTP(":8080")
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	runDirectord(t, dir, `
 services:
   - name: web
     vip: 192.0.2.10
@@ -159,7 +156,7 @@ services:
     real_servers:
       - {address: 10.0.1.11}
       - {address: 10.0.2.12}
-`))
+`)
 	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 2*time.Second)
 	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 2*time.Second)
 	stop1()
@@ -185,8 +182,7 @@ func TestDirectordSlowStart(t *testing.T) {
 	_, _, dir, rs1, rs2 := natFarm(t)
 	stop1 := rs1.ServeHTTP(":8080")
 	rs2.ServeHTTP(":8080")
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	runDirectord(t, dir, `
 services:
   - name: web
     vip: 192.0.2.10
@@ -196,7 +192,7 @@ services:
     real_servers:
       - {address: 10.0.1.11, weight: 100}
       - {address: 10.0.2.12, weight: 100}
-`))
+`)
 	// Servers new to directord start unhealthy, so their first rise is a
 	// recovery and they ramp too: wait for full weight first.
 	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 100", 10*time.Second)
@@ -240,8 +236,7 @@ func TestDirectordOnFailureRemove(t *testing.T) {
 	_, client, dir, rs1, rs2 := natFarm(t)
 	stop1 := rs1.ServeHTTP(":8080")
 	rs2.ServeHTTP(":8080")
-	tmp := t.TempDir()
-	startDirectord(t, dir, writeConfig(t, tmp, configHeader(tmp)+`
+	runDirectord(t, dir, `
 services:
   - name: web
     vip: 192.0.2.10
@@ -252,7 +247,7 @@ services:
     real_servers:
       - {address: 10.0.1.11}
       - {address: 10.0.2.12}
-`))
+`)
 	waitKernel(t, dir, "-r 10.0.1.11:8080 -m -w 1", 3*time.Second)
 	stop1()
 	deadline := time.Now().Add(3 * time.Second)
