@@ -2,13 +2,17 @@ package checks
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,15 +45,23 @@ type Status struct {
 }
 
 // probe is one running probe stream. spec and prober never change after
-// creation; everything else is guarded by Engine.mu.
+// creation; stopped is atomic; everything else but due and index is
+// guarded by Engine.mu.
 type probe struct {
 	key    string
 	spec   ProbeSpec
 	prober Prober
 
-	cancel context.CancelFunc // nil while not running
-	m      machine
-	since  time.Time
+	// stopped is set once Set drops the probe: the scheduler forgets it
+	// and a result still in flight is discarded.
+	stopped atomic.Bool
+	// due and index belong to the scheduler, or to the worker it handed
+	// the probe to until that hands it back.
+	due   time.Time // when the next run should start
+	index int       // position in the scheduler's heap, -1 if not in it
+
+	m     machine
+	since time.Time
 	// recovered is when the probe last saw the target become healthy;
 	// zero if it has only ever been healthy from the start (adopted).
 	recovered time.Time
@@ -59,7 +71,25 @@ type probe struct {
 	services  []string // sorted, unique: who to notify on a transition
 }
 
+// maxRunning bounds the probes running at once. A run costs a goroutine
+// and usually a socket or a process for at most its timeout, so this
+// bounds the engine's memory and descriptors when many targets hang; the
+// normal load (thousands of checks a second, each a few milliseconds)
+// keeps only tens running. Due probes beyond the bound wait for a free
+// slot; the wait counts as lateness (see inconclusiveAfter).
+const maxRunning = 4096
+
+// overloadQuiet is how long without an inconclusive result ends an
+// overload episode, so that an engine hovering at its limit logs one
+// warning rather than one per burst.
+const overloadQuiet = 30 * time.Second
+
 // Engine runs health checks. The zero value is not usable; use NewEngine.
+//
+// One scheduler goroutine keeps every probe in a heap ordered by due
+// time and hands each due run to a worker goroutine, idle or new: a hung
+// target holds only its own run's worker, and a probe between runs costs
+// no goroutine or stack.
 type Engine struct {
 	log      *slog.Logger
 	onChange func(service string)
@@ -70,11 +100,38 @@ type Engine struct {
 	// observed, if set, sees every recorded result (after the lock is
 	// released); tests use it to await results instead of sleeping.
 	observed func(key string, res Result)
+	// firstDelay is the delay before a new probe's first run, given its
+	// interval (default: random in [0, interval)); tests make it negative
+	// to make a run start late.
+	firstDelay func(interval time.Duration) time.Duration
+	// maxRunning bounds the runs in flight (default the constant).
+	maxRunning int
+
+	// lateMarks[k] is when (Unix nanoseconds) a run last started at least
+	// lateBounds[k] after its due time: how late the engine has been
+	// recently, for judging the timeouts of runs in flight meanwhile.
+	lateMarks [lateBuckets]atomic.Int64
+
+	// idle counts the workers waiting for a probe to run (see maxIdle).
+	idle atomic.Int32
+
+	// wake tells the scheduler that added or removed changed.
+	wake chan struct{}
+	// done carries finished runs back to the scheduler; its capacity is
+	// maxRunning, so a run never blocks handing its probe back.
+	done chan *probe
 
 	mu     sync.Mutex
 	ctx    context.Context // nil until Start
 	probes map[string]*probe
 	subs   map[subKey]*probe
+	// added and removed are probes Set started or stopped that the
+	// scheduler has not taken in yet.
+	added, removed []*probe
+	// The current overload episode: when its last inconclusive result
+	// was recorded (zero if none) and how many it has had.
+	overloadLast time.Time
+	overloadN    int
 }
 
 // NewEngine returns an engine with no checks. log may be nil (slog's
@@ -83,14 +140,17 @@ func NewEngine(log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{log: log, newProber: NewProber, probes: map[string]*probe{}, subs: map[subKey]*probe{}}
+	return &Engine{log: log, newProber: NewProber, probes: map[string]*probe{}, subs: map[subKey]*probe{},
+		firstDelay: func(d time.Duration) time.Duration { return rand.N(d) },
+		maxRunning: maxRunning, wake: make(chan struct{}, 1)}
 }
 
 // OnChange sets the function called once per service affected by each
 // health transition, after the new state is visible to Health, Weights and
-// Snapshot. It runs on the probe's goroutine, possibly concurrently for
-// different probes, so it must be safe for concurrent use; blocking in it
-// delays only that probe. Call before Start.
+// Snapshot. It runs on the goroutine of the probe run that caused the
+// transition, possibly concurrently for different probes, so it must be
+// safe for concurrent use; blocking in it delays only that probe (and
+// holds one of the engine's maxRunning run slots). Call before Start.
 func (e *Engine) OnChange(f func(service string)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -98,7 +158,8 @@ func (e *Engine) OnChange(f func(service string)) {
 }
 
 // Start runs the probes until ctx is done; Set may be called before or
-// after it. Wait returns once every probe goroutine has stopped.
+// after it. Wait returns once the scheduler and every probe run have
+// stopped.
 func (e *Engine) Start(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -106,13 +167,13 @@ func (e *Engine) Start(ctx context.Context) {
 		panic("checks: Engine started twice")
 	}
 	e.ctx = ctx
-	for _, p := range e.probes {
-		e.startLocked(p)
-	}
+	e.done = make(chan *probe, e.maxRunning)
+	e.wg.Add(1)
+	go e.schedule(ctx)
 }
 
-// Wait blocks until all probe goroutines have exited (after Start's
-// context is done).
+// Wait blocks until the scheduler and all probe runs have exited (after
+// Start's context is done).
 func (e *Engine) Wait() { e.wg.Wait() }
 
 // Set replaces the subscriptions. Probes whose key is unchanged keep
@@ -134,17 +195,23 @@ func (e *Engine) Set(specs []Spec) {
 			p = e.probes[key]
 		}
 		if p == nil {
-			p = &probe{key: key, spec: s.Probe, prober: e.newProber(s.Probe), since: now, weight: 100,
+			p = &probe{key: key, spec: s.Probe, prober: e.newProber(s.Probe), since: now, weight: 100, index: -1,
 				m: newMachine(s.Probe.Rise, s.Probe.Fall, s.Probe.StartHealthy || s.Probe.Type == "none")}
 			e.inherit(p)
+			// Type none is always healthy: nothing to probe.
+			if p.spec.Type != "none" {
+				e.added = append(e.added, p)
+			}
 		}
 		probes[key] = p
 		subs[subKey{s.Service, s.RealServer}] = p
 	}
 	for key, p := range e.probes {
-		if probes[key] == nil && p.cancel != nil {
-			p.cancel()
-			p.cancel = nil
+		if probes[key] == nil {
+			// A run in flight finishes (within its timeout) and its
+			// result is discarded: see record.
+			p.stopped.Store(true)
+			e.removed = append(e.removed, p)
 		}
 	}
 	for _, p := range probes {
@@ -158,10 +225,13 @@ func (e *Engine) Set(specs []Spec) {
 		p.services = slices.Compact(p.services)
 	}
 	e.probes, e.subs = probes, subs
-	if e.ctx != nil {
-		for _, p := range probes {
-			e.startLocked(p)
-		}
+	if e.ctx != nil && e.ctx.Err() != nil {
+		// Stopped: no scheduler will take these in.
+		e.added, e.removed = nil, nil
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
@@ -181,53 +251,215 @@ func (e *Engine) inherit(p *probe) {
 	}
 }
 
-// startLocked starts p's goroutine unless it runs already or is type none
-// (always healthy: nothing to probe). Called with e.mu held.
-func (e *Engine) startLocked(p *probe) {
-	if p.cancel != nil || p.spec.Type == "none" || e.ctx.Err() != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(e.ctx)
-	p.cancel = cancel
-	e.wg.Add(1)
-	go e.run(ctx, p)
+// dueHeap orders probes by due time (container/heap).
+type dueHeap []*probe
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *dueHeap) Push(x any) {
+	p := x.(*probe)
+	p.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	p.index = -1
+	*h = old[:len(old)-1]
+	return p
 }
 
-// run is one probe's loop. The first probe comes after a random delay in
-// [0, interval) so that a reload or start does not fire every check at
-// once; later ones every interval (FastInterval while transitional),
-// measured from the start of the previous probe.
-func (e *Engine) run(ctx context.Context, p *probe) {
+// schedule is the scheduler goroutine: it takes in the probes Set adds
+// and removes, starts due runs (at most e.maxRunning at once) and puts
+// finished probes back with their next due time. A new probe's first
+// run comes after a random delay in [0, interval), so that a reload or
+// start does not fire every check at once.
+func (e *Engine) schedule(ctx context.Context) {
 	defer e.wg.Done()
-	interval := max(p.spec.Interval, time.Millisecond)
-	timer := time.NewTimer(rand.N(interval))
+	var h dueHeap
+	work := make(chan *probe) // to idle workers: a send succeeds only if one waits
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	running := 0
 	for {
+		e.mu.Lock()
+		added, removed := e.added, e.removed
+		e.added, e.removed = nil, nil
+		e.mu.Unlock()
+		now := time.Now()
+		for _, p := range added {
+			if !p.stopped.Load() {
+				p.due = now.Add(e.firstDelay(interval(p.spec)))
+				heap.Push(&h, p)
+			}
+		}
+		for _, p := range removed {
+			if p.index >= 0 {
+				heap.Remove(&h, p.index)
+			}
+		}
+		for running < e.maxRunning && len(h) > 0 && !h[0].due.After(now) {
+			p := heap.Pop(&h).(*probe)
+			running++
+			select {
+			case work <- p: // an idle worker took it
+			default:
+				e.wg.Add(1)
+				go e.worker(ctx, work, p)
+			}
+		}
+		var tick <-chan time.Time
+		if running < e.maxRunning && len(h) > 0 {
+			timer.Reset(h[0].due.Sub(now))
+			tick = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-e.wake:
+		case <-tick:
+		case p := <-e.done:
+			// Take in every run that has finished, not one per loop.
+			for {
+				running--
+				if !p.stopped.Load() {
+					heap.Push(&h, p)
+				}
+				select {
+				case p = <-e.done:
+					continue
+				default:
+				}
+				break
+			}
 		}
-		start := time.Now()
-		timeout := p.spec.Timeout
-		if timeout <= 0 {
-			timeout = interval
-		}
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		res := p.prober.Probe(pctx, p.spec.Target)
-		cancel()
-		if ctx.Err() != nil {
-			// Stopped mid-probe (reload removed it, or shutdown): the
-			// result says nothing about the target.
-			return
-		}
-		next := e.record(p, res, time.Now())
-		timer.Reset(max(0, next-time.Since(start)))
 	}
 }
 
+func interval(s ProbeSpec) time.Duration { return max(s.Interval, time.Millisecond) }
+
+// maxIdle bounds the workers kept waiting for work. The steady load of
+// thousands of checks a second overlaps a few tens of runs; a burst
+// beyond that starts new workers, which exit once done while this many
+// wait already, so the stacks kept are those of the usual concurrency.
+const maxIdle = 128
+
+// worker runs p, then whatever due probe the scheduler hands it next.
+// Reusing workers rather than starting a goroutine per run keeps their
+// stacks, which a dial would otherwise grow (copying them) on every fresh
+// goroutine.
+func (e *Engine) worker(ctx context.Context, work <-chan *probe, p *probe) {
+	defer e.wg.Done()
+	for {
+		if !e.run(ctx, p) {
+			return
+		}
+		if e.idle.Add(1) > maxIdle {
+			e.idle.Add(-1)
+			return
+		}
+		select {
+		case p = <-work:
+			e.idle.Add(-1)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// run is one probe run, due at p.due. It records the result and hands p
+// back to the scheduler with its next due time: one interval
+// (FastInterval while transitional) after this run's start, or at once
+// if the probe took longer than that. It reports false when the engine
+// is stopping.
+func (e *Engine) run(ctx context.Context, p *probe) bool {
+	start := time.Now()
+	late := start.Sub(p.due)
+	e.noteLate(start, late)
+	timeout := p.spec.Timeout
+	if timeout <= 0 {
+		timeout = interval(p.spec)
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	res := p.prober.Probe(pctx, p.spec.Target)
+	timedOut := pctx.Err() == context.DeadlineExceeded
+	cancel()
+	if ctx.Err() != nil {
+		// Shutting down mid-probe: the result says nothing about the
+		// target, and the scheduler is gone.
+		return false
+	}
+	end := time.Now()
+	timedOut = !res.OK && (timedOut || errors.Is(res.Err, context.DeadlineExceeded) || errors.Is(res.Err, os.ErrDeadlineExceeded))
+	// A run started on time can still be starved while in flight: its
+	// goroutine (and net/http's) wait for a CPU like the rest of the
+	// engine. So what counts is the worst lateness any run started with
+	// while this one ran, its own included.
+	engineLate := max(late, e.lateSince(start))
+	next := e.record(p, res, end, engineLate, timedOut, timeout)
+	// Due times are measured from when the probe was free to run, so
+	// that a probe slower than its interval is not counted as late.
+	p.due = start.Add(next)
+	if p.due.Before(end) {
+		p.due = end
+	}
+	e.done <- p
+	return true
+}
+
+// The lateness record: buckets whose lower bounds grow by a quarter from
+// 50ms (lateBounds), so that noting and querying are a few atomic
+// operations with no lock shared by every run. A bucket's lower bound
+// stands for what fell in it, so the lateness reported is never more
+// than what happened, and at most a fifth less.
+const lateBuckets = 32 // the last bound is about 50s
+
+var lateBounds = func() (b [lateBuckets]time.Duration) {
+	d := 50 * time.Millisecond
+	for k := range b {
+		b[k] = d
+		d += d / 4
+	}
+	return b
+}()
+
+// noteLate records that a run started late by late at now.
+func (e *Engine) noteLate(now time.Time, late time.Duration) {
+	for k := 0; k < lateBuckets && late >= lateBounds[k]; k++ {
+		e.lateMarks[k].Store(now.UnixNano())
+	}
+}
+
+// lateSince returns (a lower bound of) the most any run started late at
+// or after since; 0 if none was 50ms late.
+func (e *Engine) lateSince(since time.Time) time.Duration {
+	t := since.UnixNano()
+	for k := lateBuckets - 1; k >= 0; k-- {
+		if e.lateMarks[k].Load() >= t {
+			return lateBounds[k]
+		}
+	}
+	return 0
+}
+
+// inconclusiveAfter is how late a run may start before its timeout says
+// more about the engine than about the target: then the engine itself
+// could not keep up (CPU starvation, or maxRunning runs in flight) and
+// the wait, not the target, ate the time.
+func inconclusiveAfter(timeout time.Duration) time.Duration {
+	return max(timeout/2, 100*time.Millisecond)
+}
+
 // record applies one result and returns the delay before the next probe.
-func (e *Engine) record(p *probe, res Result, now time.Time) time.Duration {
+// late is how far behind the engine ran during the run (see run); a run
+// that timed out while the engine ran more than inconclusiveAfter late is
+// inconclusive: shown in status, but not counted towards fall or rise.
+func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration, timedOut bool, timeout time.Duration) time.Duration {
 	e.mu.Lock()
 	if e.probes[p.key] != p {
 		e.mu.Unlock() // removed by Set while probing
@@ -237,6 +469,19 @@ func (e *Engine) record(p *probe, res Result, now time.Time) time.Duration {
 		// Status must always say why a probe failed.
 		res.Err = errors.New("failed")
 	}
+	inconclusive := timedOut && late > inconclusiveAfter(timeout)
+	if inconclusive {
+		res.Err = fmt.Errorf("inconclusive: the check engine ran %v late: %w", late.Round(time.Millisecond), res.Err)
+		if e.overloadLast.IsZero() {
+			e.log.Warn("check engine overloaded: probes start late; timeouts after a late start are not counted",
+				"late", late.Round(time.Millisecond), "type", p.spec.Type, "target", p.spec.Target)
+		}
+		e.overloadLast = now
+		e.overloadN++
+	} else if !e.overloadLast.IsZero() && now.Sub(e.overloadLast) > overloadQuiet {
+		e.log.Info("check engine caught up", "inconclusive", e.overloadN)
+		e.overloadLast, e.overloadN = time.Time{}, 0
+	}
 	p.last, p.checked = res, now
 	if res.OK {
 		p.weight = 100
@@ -244,7 +489,10 @@ func (e *Engine) record(p *probe, res Result, now time.Time) time.Duration {
 			p.weight = res.Weight
 		}
 	}
-	changed := p.m.observe(res.OK)
+	var changed bool
+	if !inconclusive {
+		changed = p.m.observe(res.OK)
+	}
 	var notify []string
 	var onChange func(string)
 	if changed {

@@ -3,6 +3,7 @@ package checks
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -428,5 +429,123 @@ func TestSlowStart(t *testing.T) {
 		if got, _ := w.Weight(svc, rb); got != 200 {
 			t.Errorf("a server healthy from the start ramps: %d", got)
 		}
+	}
+}
+
+// TestEngineInconclusiveWhenLate: a timeout after the engine itself
+// started the run late (CPU starvation, the bound on runs in flight) is
+// not held against the target, and the overload is logged once; a
+// timeout after an on-time start counts as usual.
+func TestEngineInconclusiveWhenLate(t *testing.T) {
+	var logs lockedBuffer
+	var mu sync.Mutex
+	calls := map[netip.AddrPort]int{}
+	proceed := make(chan struct{})
+	e, ch := testEngineLog(t, slog.New(slog.NewTextHandler(&logs, nil)), func(ProbeSpec) Prober {
+		return funcProber(func(ctx context.Context, target netip.AddrPort) Result {
+			mu.Lock()
+			calls[target]++
+			n := calls[target]
+			mu.Unlock()
+			if n > 1 {
+				// Later runs wait for the test, so that it can look at
+				// the state the first (late) run left.
+				select {
+				case <-proceed:
+				case <-ctx.Done():
+				}
+			}
+			// What a prober reports when the deadline cut it off.
+			return Result{Err: fmt.Errorf("connect: %w", context.DeadlineExceeded), Weight: NoWeight}
+		})
+	})
+	// First runs due 5s in the past: as if the engine had been starved
+	// that long. Set after this write: the scheduler reads it under e.mu.
+	e.firstDelay = func(time.Duration) time.Duration { return -5 * time.Second }
+	rsC := netip.MustParseAddrPort("10.0.0.3:80")
+	var specs []Spec
+	for _, rs := range []netip.AddrPort{rsA, rsB, rsC} {
+		// The second runs come well after every first run started, so
+		// that the first runs' lateness is not in the second ones' time.
+		s := tcpSpec(rs, 200*time.Millisecond, 1, 1)
+		s.Timeout = time.Second // inconclusive when more than 500ms late
+		s.StartHealthy = true
+		specs = append(specs, Spec{"web", rs, s})
+	}
+	e.Set(specs)
+	// Each probe's first result; later ones wait for proceed.
+	timeout := time.After(2 * time.Second)
+	for seen := map[string]bool{}; len(seen) < len(specs); {
+		select {
+		case r := <-ch:
+			seen[r.key] = true
+			if msg := errText(r.res.Err); r.res.OK || !strings.HasPrefix(msg, "inconclusive: the check engine ran 5") ||
+				!strings.Contains(msg, "s late: connect: context deadline exceeded") {
+				t.Fatalf("late timeout recorded as %+v, want inconclusive", r.res)
+			}
+		case <-timeout:
+			t.Fatalf("first results of %d of %d probes within 2s", len(seen), len(specs))
+		}
+	}
+	for _, st := range e.Snapshot() {
+		if !st.Healthy || !strings.HasPrefix(st.Error, "inconclusive: ") || st.Checked.IsZero() {
+			t.Errorf("after a late timeout (fall 1): %+v; want healthy, the inconclusive result shown", st)
+		}
+	}
+	if n := strings.Count(logs.String(), "check engine overloaded"); n != 1 {
+		t.Errorf("%d overload warnings for one episode, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "real server unhealthy") {
+		t.Errorf("a server was marked down:\n%s", logs.String())
+	}
+
+	// The next runs start on time: their timeouts are the target's.
+	close(proceed)
+	r := await(t, ch, specs[0].Probe.Key(), 2*time.Second)
+	if strings.Contains(errText(r.res.Err), "inconclusive") {
+		t.Fatalf("on-time timeout recorded as %v", r.res.Err)
+	}
+	if h, _, _ := e.Health("web", rsA); h {
+		t.Fatal("a genuine timeout (fall 1) left the server healthy")
+	}
+}
+
+// TestEngineInconclusiveWhenStarvedInFlight: a run that started on time
+// but timed out while another run started late (the engine fell behind
+// while it was in flight) is inconclusive too.
+func TestEngineInconclusiveWhenStarvedInFlight(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	e, ch := testEngine(t, func(p ProbeSpec) Prober {
+		return funcProber(func(ctx context.Context, target netip.AddrPort) Result {
+			if target == rsB {
+				return Result{OK: true, Weight: NoWeight}
+			}
+			close(started) // rsA runs once: its interval is an hour
+			<-release
+			return Result{Err: fmt.Errorf("connect: %w", context.DeadlineExceeded), Weight: NoWeight}
+		})
+	})
+	// rsA's run is due at once; rsB's 5s in the past, as if starved.
+	e.firstDelay = func(interval time.Duration) time.Duration {
+		if interval == time.Hour {
+			return 0
+		}
+		return -5 * time.Second
+	}
+	a := tcpSpec(rsA, time.Hour, 1, 1)
+	a.StartHealthy = true
+	a.Timeout = time.Second // inconclusive when the engine ran 500ms late
+	b := tcpSpec(rsB, time.Hour/2, 1, 1)
+	e.Set([]Spec{{"web", rsA, a}})
+	<-started
+	e.Set([]Spec{{"web", rsA, a}, {"web", rsB, b}})
+	await(t, ch, b.Key(), 2*time.Second)
+	close(release)
+	r := await(t, ch, a.Key(), 2*time.Second)
+	if !strings.HasPrefix(errText(r.res.Err), "inconclusive: the check engine ran ") {
+		t.Fatalf("timeout while the engine ran late recorded as %v, want inconclusive", r.res.Err)
+	}
+	if h, _, _ := e.Health("web", rsA); !h {
+		t.Fatal("an inconclusive timeout took the server out")
 	}
 }

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/directorlb/director/config"
@@ -56,6 +58,56 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 		}
 		h.body = re
 	}
+	k := clientKey{tls: o.TLS}
+	var pem []byte
+	if o.TLS {
+		k.insecure, k.serverName = o.InsecureSkipVerify, o.ServerName
+		if k.serverName == "" && o.Host != "" {
+			k.serverName = hostOnly(o.Host)
+		}
+		if o.CAFile != "" {
+			// Read on every build, as before sharing: a reload sees a
+			// changed bundle, which then gets a client of its own.
+			var err error
+			if pem, err = os.ReadFile(o.CAFile); err != nil {
+				return nil, fmt.Errorf("ca file: %w", err)
+			}
+			k.ca = sha256.Sum256(pem)
+		}
+	}
+	c, err := sharedClient(k, pem, o.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	h.client = c
+	return h, nil
+}
+
+// clientKey is what distinguishes the transports of HTTP probers: their
+// TLS settings. Everything else about a probe is in its request.
+type clientKey struct {
+	tls, insecure bool
+	serverName    string   // empty: the transport verifies the target address
+	ca            [32]byte // SHA-256 of the CA bundle; zero for the system roots
+}
+
+// clients holds one client per TLS configuration in use, shared by every
+// prober with that configuration: a transport and its TLS state cost
+// kilobytes, too much per check when there are thousands. With
+// keep-alives off a transport holds no connections between requests, so
+// an entry a reload no longer uses costs only its few structs; there are
+// as many as distinct TLS settings ever configured.
+var clients struct {
+	sync.Mutex
+	m map[clientKey]*http.Client
+}
+
+func sharedClient(k clientKey, pem []byte, caFile string) (*http.Client, error) {
+	clients.Lock()
+	defer clients.Unlock()
+	if c := clients.m[k]; c != nil {
+		return c, nil
+	}
 	tr := &http.Transport{
 		DisableKeepAlives: true,
 		// The target is always an address; a configured proxy would
@@ -63,32 +115,31 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 		Proxy:                  nil,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: maxRead,
+		// No TCP keep-alive on connections used for one request.
+		DialContext: (&net.Dialer{KeepAlive: -1}).DialContext,
 	}
-	if o.TLS {
-		tc := &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify, ServerName: o.ServerName}
-		if tc.ServerName == "" && o.Host != "" {
-			tc.ServerName = hostOnly(o.Host)
-		}
-		if o.CAFile != "" {
-			pem, err := os.ReadFile(o.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("ca file: %w", err)
-			}
+	if k.tls {
+		tc := &tls.Config{InsecureSkipVerify: k.insecure, ServerName: k.serverName}
+		if pem != nil {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca file %s: no PEM certificates", o.CAFile)
+				return nil, fmt.Errorf("ca file %s: no PEM certificates", caFile)
 			}
 			tc.RootCAs = pool
 		}
 		tr.TLSClientConfig = tc
 	}
-	h.client = &http.Client{
+	c := &http.Client{
 		Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}
-	return h, nil
+	if clients.m == nil {
+		clients.m = map[clientKey]*http.Client{}
+	}
+	clients.m[k] = c
+	return c, nil
 }
 
 func hostOnly(hostport string) string {

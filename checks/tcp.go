@@ -25,7 +25,14 @@ type TCP struct {
 // Probe implements Prober.
 func (t TCP) Probe(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
-	var d net.Dialer
+	// Not Dialer.DialTCP with a netip.AddrPort: its zero local address
+	// becomes an explicit bind to port 0 before connect, which takes
+	// ephemeral ports without regard to the destination and runs out
+	// under thousands of checks a second. An address literal skips the
+	// resolver anyway. The dial's deadline is ctx's.
+	// No TCP keep-alive: the connection lives for one probe, and turning
+	// it on costs four setsockopt calls per probe.
+	d := net.Dialer{KeepAlive: -1}
 	conn, err := d.DialContext(ctx, "tcp", target.String())
 	if err != nil {
 		return fail(ctx, start, fmt.Errorf("connect: %w", err))
