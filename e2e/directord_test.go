@@ -462,23 +462,12 @@ services:
 	roundRobin(t, client.Fetch("http://10.0.0.100/", 4), "rs1", "rs2")
 }
 
-// TestDirectordTUN: an IPIP tunnel service from YAML, with one real
-// server overriding the service's forward method to dr.
+// TestDirectordTUN: an IPIP tunnel service from YAML.
 func TestDirectordTUN(t *testing.T) {
 	t.Parallel()
 	client, dir, rs1, rs2, ifs := drFarm(t)
 	for _, rs := range []*topo.Host{rs1, rs2} {
-		tunl0, err := rs.Netlink().LinkByName("tunl0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rs.Netlink().LinkSetUp(tunl0); err != nil {
-			t.Fatal(err)
-		}
-		drRealServer(rs, ifs[rs.Name], "tunl0", "10.0.0.100")
-		for _, i := range []string{"all", "tunl0", ifs[rs.Name]} {
-			rs.Sysctl("net.ipv4.conf."+i+".rp_filter", "0")
-		}
+		tunRealServer(t, rs, ifs[rs.Name], "10.0.0.100")
 		rs.ServeHTTP(":80")
 	}
 	runDirectord(t, dir, `

@@ -97,6 +97,25 @@ func drRealServer(h *topo.Host, lanIf, vipIf, vip string) {
 	h.Addr(vipIf, vip+"/32")
 }
 
+// tunRealServer prepares a real server for IPIP tunnelling: tunl0 up
+// with the VIP, silent in ARP for it, and no reverse-path filtering.
+func tunRealServer(t *testing.T, h *topo.Host, lanIf, vip string) {
+	t.Helper()
+	tunl0, err := h.Netlink().LinkByName("tunl0")
+	if err != nil {
+		t.Fatalf("%s has no tunl0 (is the ipip module loaded?): %v", h.Name, err)
+	}
+	if err := h.Netlink().LinkSetUp(tunl0); err != nil {
+		t.Fatal(err)
+	}
+	drRealServer(h, lanIf, "tunl0", vip)
+	// Decapsulated packets arrive on tunl0 from a source routed via the
+	// LAN interface: strict reverse-path filtering would drop them.
+	for _, i := range []string{"all", "tunl0", lanIf} {
+		h.Sysctl("net.ipv4.conf."+i+".rp_filter", "0")
+	}
+}
+
 // TestDirectRouting: director and real servers on one bridge; the real
 // servers hold the VIP on lo and stay silent in ARP, so the client's
 // packets reach the director, and the answers come straight back.
@@ -134,19 +153,7 @@ func TestTunnel(t *testing.T) {
 	lan.Plug(dir, "10.0.0.2/24,10.0.0.100/24")
 	for i, rs := range []*topo.Host{rs1, rs2} {
 		rsIf := lan.Plug(rs, []string{"10.0.0.11/24", "10.0.0.12/24"}[i])
-		tunl0, err := rs.Netlink().LinkByName("tunl0")
-		if err != nil {
-			t.Fatalf("%s has no tunl0 (is the ipip module loaded?): %v", rs.Name, err)
-		}
-		if err := rs.Netlink().LinkSetUp(tunl0); err != nil {
-			t.Fatal(err)
-		}
-		drRealServer(rs, rsIf, "tunl0", "10.0.0.100")
-		// Decapsulated packets arrive on tunl0 from a source routed via
-		// the LAN interface: strict reverse-path filtering would drop them.
-		for _, i := range []string{"all", "tunl0", rsIf} {
-			rs.Sysctl("net.ipv4.conf."+i+".rp_filter", "0")
-		}
+		tunRealServer(t, rs, rsIf, "10.0.0.100")
 		rs.ServeHTTP(":80")
 	}
 
