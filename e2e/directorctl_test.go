@@ -39,7 +39,7 @@ func TestDirectorctlMatchesIpvsadm(t *testing.T) {
 		{"-n"}, {"-n", "--stats"}, {"-n", "--rate"}, {"-n", "--stats", "--exact"},
 		{"-n", "--thresholds"}, {"-n", "--persistent-conn"},
 	} {
-		want := must(t, a, append([]string{"/bin/ipvsadm", "-L"}, args...)...)
+		want := settled(t, a, append([]string{"/bin/ipvsadm", "-L"}, args...)...)
 		got := must(t, a, append([]string{"/bin/directorctl", "list"}, args...)...)
 		if got != want {
 			t.Errorf("directorctl list %s differs from ipvsadm -L %[1]s:\n--- directorctl\n%s--- ipvsadm\n%s", strings.Join(args, " "), got, want)

@@ -129,7 +129,26 @@ func must(t *testing.T, h *topo.Host, argv ...string) string {
 
 func ipvsadmSave(t *testing.T, h *topo.Host) string {
 	t.Helper()
-	return must(t, h, "/bin/ipvsadm", "-S", "-n")
+	return settled(t, h, "/bin/ipvsadm", "-S", "-n")
+}
+
+// settled runs a command that reads the kernel's IPVS table until two
+// runs in a row print the same. The kernel resumes a service dump by an
+// index that counts every namespace's services
+// (ip_vs_genl_dump_services), so while parallel tests add services in
+// their own namespaces, real ipvsadm can print one of ours twice.
+func settled(t *testing.T, h *topo.Host, argv ...string) string {
+	t.Helper()
+	prev := must(t, h, argv...)
+	for range 20 {
+		out := must(t, h, argv...)
+		if out == prev {
+			return out
+		}
+		prev = out
+	}
+	t.Fatalf("%s never printed the same twice in a row; last:\n%s", strings.Join(argv, " "), prev)
+	return ""
 }
 
 func (d *daemon) ctl(args ...string) (string, int) {

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"net/netip"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/cloudflare/ipvs"
@@ -202,18 +200,9 @@ func TestRealIpvsadmSeesTheTable(t *testing.T) {
 	c := ipvsIn(t, dir)
 	svc := tcpService("192.0.2.10", 80, "wlc")
 	virtualService(t, c, svc, ipvs.Masquerade, "10.0.1.11:8080")
-	var out strings.Builder
-	cmd := exec.Command("/bin/ipvsadm", "-S", "-n")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	p, err := dir.StartCmd(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Wait(); err != nil {
-		t.Fatalf("ipvsadm -S -n: %v\n%s", err, out.String())
-	}
+	got := ipvsadmSave(t, dir)
 	want := "-A -t 192.0.2.10:80 -s wlc\n-a -t 192.0.2.10:80 -r 10.0.1.11:8080 -m -w 1\n"
-	if out.String() != want {
-		t.Fatalf("ipvsadm -S -n printed\n%s\nwant\n%s", out.String(), want)
+	if got != want {
+		t.Fatalf("ipvsadm -S -n printed\n%s\nwant\n%s", got, want)
 	}
 }

@@ -54,7 +54,19 @@ func ReadUnsorted(c Reader) (*Table, error) {
 		return nil, fmt.Errorf("read IPVS services: %w", err)
 	}
 	t := &Table{Info: info, Services: make([]Service, 0, len(svcs))}
+	seen := make(map[serviceID]bool, len(svcs))
 	for _, s := range svcs {
+		// The kernel resumes a multi-part service dump by an index that
+		// counts every namespace's services (ip_vs_genl_dump_services),
+		// so a change in another namespace mid-dump can repeat one of
+		// ours. A namespace cannot hold one service twice: the repeat is
+		// that artefact, and listing it would show a table that is not
+		// there.
+		id := idOf(s.Service)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
 		dests, err := c.Destinations(s.Service)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("read real servers of %s: %w", describeService(s.Service), err)
@@ -62,6 +74,22 @@ func ReadUnsorted(c Reader) (*Table, error) {
 		t.Services = append(t.Services, Service{ServiceExtended: s, Dests: dests})
 	}
 	return t, nil
+}
+
+// serviceID is what identifies a virtual service in one namespace.
+type serviceID struct {
+	family   ipvs.AddressFamily
+	fwmark   uint32
+	protocol ipvs.Protocol
+	addr     netip.Addr
+	port     uint16
+}
+
+func idOf(s ipvs.Service) serviceID {
+	if s.FWMark != 0 {
+		return serviceID{family: s.Family, fwmark: s.FWMark}
+	}
+	return serviceID{family: s.Family, protocol: s.Protocol, addr: s.Address, port: s.Port}
 }
 
 // describeService names a service for error messages, in ipvsadm's

@@ -105,6 +105,31 @@ func TestReadErrors(t *testing.T) {
 	}
 }
 
+// repeatingReader answers a service dump with one service twice, as
+// the kernel does when another namespace changes mid-dump.
+type repeatingReader struct{ fakeKernel }
+
+func (r *repeatingReader) Services() ([]ipvs.ServiceExtended, error) {
+	svcs, err := r.fakeKernel.Services()
+	return append(svcs, svcs[0]), err
+}
+
+func TestReadDropsRepeatsOfATornDump(t *testing.T) {
+	k := newFakeKernel()
+	for _, s := range []ipvs.Service{tcp4("192.0.2.10", 80), tcp4("192.0.2.10", 443), {Family: ipvs.INET, FWMark: 7}} {
+		if err := k.CreateService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tab, err := Read(&repeatingReader{fakeKernel: *k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Services) != 3 {
+		t.Fatalf("got %d services, want 3: %+v", len(tab.Services), tab.Services)
+	}
+}
+
 func TestDescribeService(t *testing.T) {
 	for _, tc := range []struct {
 		s    ipvs.Service
