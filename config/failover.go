@@ -9,8 +9,8 @@ import (
 
 var (
 	failoverKeys = []string{"priority", "auto_failback", "keepalive", "deadtime", "initdead",
-		"auth_key_file", "port", "links", "vips", "ping_nodes", "sync", "notify"}
-	linkKeys = []string{"interface", "peer", "multicast"}
+		"auth_key_file", "port", "links", "vips", "ping_nodes", "sync", "notify", "fence", "hook_timeout"}
+	linkKeys = []string{"interface", "peer", "multicast", "serial"}
 	vipKeys  = []string{"address", "interface"}
 	syncKeys = []string{"interface", "sync_id"}
 )
@@ -22,15 +22,19 @@ const (
 	defaultKeepalive = 100 * time.Millisecond
 	defaultDeadtime  = 500 * time.Millisecond
 	defaultInitdead  = 5 * time.Second
+	// defaultHookTimeout bounds notify and fence: an IPMI power-off
+	// can take seconds, a hung one must not hold a takeover forever.
+	defaultHookTimeout = 10 * time.Second
 )
 
 func (d *decoder) failover(n *yaml.Node) *Failover {
 	fo := &Failover{
-		Priority:  defaultPriority,
-		Keepalive: defaultKeepalive,
-		Deadtime:  defaultDeadtime,
-		Initdead:  defaultInitdead,
-		Port:      DefaultHeartbeatPort,
+		Priority:    defaultPriority,
+		Keepalive:   defaultKeepalive,
+		Deadtime:    defaultDeadtime,
+		Initdead:    defaultInitdead,
+		Port:        DefaultHeartbeatPort,
+		HookTimeout: defaultHookTimeout,
 	}
 	f := d.mapping(n, "failover", "the director pair's settings", failoverKeys)
 	if f == nil {
@@ -74,6 +78,14 @@ func (d *decoder) failover(n *yaml.Node) *Failover {
 	}
 	if v := f.value("notify"); v != nil {
 		fo.Notify, _ = d.text(v, f.sub("notify"), "the path of a program to run on role changes")
+	}
+	if v := f.value("fence"); v != nil {
+		fo.Fence, _ = d.text(v, f.sub("fence"), "the path of a program that powers the peer off")
+	}
+	if v := f.value("hook_timeout"); v != nil {
+		if t, ok := d.positive(v, f.sub("hook_timeout")); ok {
+			fo.HookTimeout = t
+		}
 	}
 	return fo
 }
@@ -134,6 +146,16 @@ func (d *decoder) links(n *yaml.Node, path string) []Link {
 			continue
 		}
 		var l Link
+		if v := f.value("serial"); v != nil {
+			l.Serial, _ = d.text(v, f.sub("serial"), "the path of a serial device such as /dev/ttyS1")
+			for _, k := range []string{"interface", "peer", "multicast"} {
+				if f.value(k) != nil {
+					d.errorf(f.key(k), f.sub(k), "a serial link has no %s", k)
+				}
+			}
+			out = append(out, l)
+			continue
+		}
 		if v := f.value("interface"); v != nil {
 			l.Interface, _ = d.ifname(v, f.sub("interface"))
 		} else {
@@ -148,7 +170,7 @@ func (d *decoder) links(n *yaml.Node, path string) []Link {
 		case mcast != nil:
 			l.Multicast, _ = d.multicast(mcast, f.sub("multicast"))
 		default:
-			d.errorf(e, f.sub("peer"), "missing; a link needs peer (unicast) or multicast (a group address)")
+			d.errorf(e, f.sub("peer"), "missing; a link needs peer (unicast), multicast (a group address) or serial (a device)")
 		}
 		out = append(out, l)
 	}

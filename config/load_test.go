@@ -21,6 +21,15 @@ func TestLoadGood(t *testing.T) {
 		file  string
 		check func(t *testing.T, c *config.Config)
 	}{
+		{"failover.yaml", func(t *testing.T, c *config.Config) {
+			fo := c.Failover
+			eq(t, "timing", []time.Duration{fo.Keepalive, fo.Deadtime, fo.Initdead}, []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, time.Second})
+			eq(t, "auto_failback", fo.AutoFailback, true)
+			eq(t, "links", fo.Links, []config.Link{{Interface: "eth1", Peer: ap("192.168.50.2")}, {Interface: "eth0", Multicast: ap("ff02::12")}, {Serial: "/dev/ttyS1"}})
+			eq(t, "ping", fo.PingNodes, []netip.Addr{ap("192.0.2.1"), ap("2001:db8::1")})
+			eq(t, "fence", fo.Fence, "/etc/director/fence")
+			eq(t, "hook_timeout", fo.HookTimeout, 30*time.Second)
+		}},
 		{"contract.yaml", func(t *testing.T, c *config.Config) {
 			eq(t, "node", c.Node, "lb1")
 			eq(t, "socket", c.Control.Socket, "/run/director/director.sock")
@@ -60,6 +69,7 @@ func TestLoadGood(t *testing.T) {
 				"testdata/good/contract.yaml:18:23: services[0].scheduler_flags[0]: sh-port has no effect with scheduler wlc (only with sh)",
 				"testdata/good/contract.yaml:21:5: services[0].tunnel: has no effect: neither the service nor a real server uses forward: tun",
 				"testdata/good/contract.yaml:35:18: services[0].real_servers[1].address: dr cannot map port 80 to 8080: connections reach 10.1.0.12:80; use forward: nat to map ports")
+			eq(t, "hook_timeout", fo.HookTimeout, 10*time.Second)
 		}},
 		{"minimal.yaml", func(t *testing.T, c *config.Config) {
 			eq(t, "node", c.Node, host)

@@ -251,13 +251,19 @@ type Failover struct {
 	PingNodes    []netip.Addr
 	Sync         *Sync
 	Notify       string
+	// Fence runs as `fence PEER` and must succeed before this director
+	// takes over from a peer it declared dead.
+	Fence       string
+	HookTimeout time.Duration
 }
 
-// Link is one heartbeat path: unicast to Peer, or multicast to Multicast.
+// Link is one heartbeat path: unicast to Peer or multicast to Multicast
+// on Interface, or a serial line.
 type Link struct {
 	Interface string
 	Peer      netip.Addr
 	Multicast netip.Addr
+	Serial    string
 }
 
 // VIP is an address the active director holds.
