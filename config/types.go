@@ -108,7 +108,7 @@ type Pos struct {
 // Service is one virtual service and its real servers.
 type Service struct {
 	Name string
-	Pos  Pos
+	Pos  Pos `json:"-"` // where it was written; not part of what is served
 
 	// Either VIP, Port and Protocol, or FWMark (with Family).
 	VIP      netip.Addr // invalid for fwmark services
@@ -162,7 +162,7 @@ type RealServer struct {
 	// Connection thresholds (ipvsadm -x, -y); 0 means none.
 	UpperThreshold uint32
 	LowerThreshold uint32
-	Pos            Pos
+	Pos            Pos `json:"-"` // where it was written; not part of what is served
 }
 
 // AddrPort is the real server's address and port.
