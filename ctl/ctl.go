@@ -56,6 +56,8 @@ Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
   drain SERVICE ADDRESS           take a real server out: weight 0, its connections finish
   enable SERVICE ADDRESS          put it back (ADDRESS is IP or IP:port)
   check-config [-config PATH]     validate a config file; exit 1 with FILE:LINE:COL errors
+  takeover [-wait D]              planned switchover: this director becomes active
+  release [-wait D]               planned switchover: the peer becomes active
 `
 
 type command struct {
@@ -74,6 +76,8 @@ func commands() []command {
 		{"drain", runDrain},
 		{"enable", runEnable},
 		{"check-config", runCheckConfig},
+		{"takeover", runTakeover},
+		{"release", runRelease},
 	}
 }
 

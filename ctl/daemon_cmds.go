@@ -15,6 +15,7 @@ import (
 	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/daemon"
 	"github.com/directorlb/director/director"
+	"github.com/directorlb/director/failover"
 )
 
 func socketFlag(fs interface {
@@ -31,7 +32,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var st director.Status
+	var st daemon.Status
 	if err := control.Call(ctx, socket, control.Request{Cmd: "status"}, &st); err != nil {
 		return err
 	}
@@ -44,8 +45,9 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func writeStatus(env *Env, st director.Status, now time.Time) {
-	fmt.Fprintf(env.Stdout, "node %s  config %s\n", st.Node, st.Config)
+func writeStatus(env *Env, st daemon.Status, now time.Time) {
+	fmt.Fprintf(env.Stdout, "node %s  role %s  config %s\n", st.Node, st.Role, st.Config)
+	writeFailover(env, st.Failover)
 	last := "never"
 	if !st.LastReconcile.IsZero() {
 		last = fmt.Sprintf("%s ago", now.Sub(st.LastReconcile).Round(time.Second))
@@ -225,4 +227,132 @@ func healthText(h *director.Health, now time.Time) string {
 		out += ": " + h.Error
 	}
 	return out
+}
+
+// writeFailover prints the pair: this director, the peer, each link and
+// the ping nodes, as an admin checks them during an incident.
+func writeFailover(env *Env, fo *failover.Status) {
+	if fo == nil {
+		fmt.Fprintln(env.Stdout, "failover: none (a single director; it always holds its VIPs)")
+		return
+	}
+	req := ""
+	if fo.Request != "" {
+		req = fmt.Sprintf(", %s requested", fo.Request)
+	}
+	fmt.Fprintf(env.Stdout, "failover: %s for %s, priority %d%s\n", fo.Role, msText(fo.SinceMS), fo.Priority, req)
+	if fo.Fault != "" {
+		fmt.Fprintf(env.Stdout, "  fault: %s\n", fo.Fault)
+	}
+	if p := fo.Peer; p != nil {
+		state := "alive"
+		if !p.Alive {
+			state = "DEAD"
+		}
+		cfg := "config matches"
+		if !p.ConfigMatch {
+			cfg = "CONFIG DIFFERS"
+		}
+		fmt.Fprintf(env.Stdout, "  peer %s: %s, %s, priority %d, last heard %s ago, %s\n", p.Node, p.Role, state, p.Priority, msText(p.LastHeardMS), cfg)
+	} else {
+		fmt.Fprintln(env.Stdout, "  peer: never heard")
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "  link\tstate\tlast heartbeat\treceived\tsend errors")
+	for _, l := range fo.Links {
+		state, age := "down", "never"
+		if l.Up {
+			state = "up"
+		}
+		if l.LastHeardMS >= 0 {
+			age = msText(l.LastHeardMS) + " ago"
+		}
+		errText := strconv.FormatUint(l.SendErrors, 10)
+		if l.LastError != "" {
+			errText += " (" + l.LastError + ")"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%s\n", l.Name, state, age, l.Received, errText)
+	}
+	w.Flush()
+	if fo.Ping.Total > 0 {
+		fmt.Fprintf(env.Stdout, "  ping nodes: %d of %d reachable\n", fo.Ping.Reached, fo.Ping.Total)
+	}
+	for _, d := range fo.Sync {
+		fmt.Fprintf(env.Stdout, "  ipvs sync daemon: %s on %s, syncid %d\n", d.State, d.Interface, d.SyncID)
+	}
+	if fo.SyncError != "" {
+		fmt.Fprintf(env.Stdout, "  ipvs sync daemons: %s\n", fo.SyncError)
+	}
+	if n := fo.Forged + fo.Malformed + fo.Replayed + fo.SameName; n > 0 {
+		fmt.Fprintf(env.Stdout, "  refused heartbeats: %d forged, %d malformed, %d replayed or stale, %d with our name\n", fo.Forged, fo.Malformed, fo.Replayed, fo.SameName)
+	}
+}
+
+func msText(ms int64) string {
+	return (time.Duration(ms) * time.Millisecond).String()
+}
+
+func runTakeover(ctx context.Context, env *Env, args []string) error {
+	return switchover(ctx, env, "takeover", args)
+}
+
+func runRelease(ctx context.Context, env *Env, args []string) error {
+	return switchover(ctx, env, "release", args)
+}
+
+// switchover asks directord for a planned switchover and waits until the
+// pair has done it, so a script can rely on the exit status.
+func switchover(ctx context.Context, env *Env, cmd string, args []string) error {
+	fs := newFlags(env, cmd)
+	var socket string
+	socketFlag(fs, &socket)
+	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the switchover (0: do not wait)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := control.Call(ctx, socket, control.Request{Cmd: cmd}, nil); err != nil {
+		return err
+	}
+	want := "active"
+	if cmd == "release" {
+		want = "standby"
+	}
+	if *wait <= 0 {
+		fmt.Fprintf(env.Stdout, "%s requested\n", cmd)
+		return nil
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		var st daemon.Status
+		if err := control.Call(ctx, socket, control.Request{Cmd: "status"}, &st); err != nil {
+			return err
+		}
+		fo := st.Failover
+		done := fo != nil && fo.Role == want
+		if cmd == "release" {
+			// Released is done when the peer holds the VIPs.
+			done = done && fo.Peer != nil && fo.Peer.Role == "active"
+		}
+		if done {
+			peer := ""
+			if fo.Peer != nil {
+				peer = fmt.Sprintf("; peer %s is %s", fo.Peer.Node, fo.Peer.Role)
+			}
+			fmt.Fprintf(env.Stdout, "%s: this director is %s%s\n", cmd, fo.Role, peer)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			role := "unknown"
+			if fo != nil {
+				role = fo.Role
+			}
+			fmt.Fprintf(env.Stderr, "directorctl %s: not done after %s; this director is %s\n", cmd, *wait, role)
+			return exitError(1)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

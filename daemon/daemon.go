@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/director"
+	"github.com/directorlb/director/failover"
 )
 
 // Options configure a daemon run.
@@ -109,6 +111,31 @@ func Run(ctx context.Context, opts Options) error {
 		l.Close()
 		return err
 	}
+	// The pair starts once the services are in the kernel, so a director
+	// that becomes active has something to serve.
+	var pr *pair
+	pairCtx, stopPair := context.WithCancel(runCtx)
+	defer stopPair()
+	if cfg.Failover != nil {
+		if pr, err = startPair(pairCtx, cfg, log); err != nil {
+			l.Close()
+			stop()
+			<-dirDone
+			return err
+		}
+		s.pair = pr
+	}
+	// stopAll leaves the pair first: the VIPs go and the peer takes over
+	// while this director's table is still whole.
+	stopAll := func() {
+		if pr != nil {
+			stopPair()
+			if err := pr.wait(); err != nil {
+				log.Error("failover", "err", err)
+			}
+		}
+		stop()
+	}
 	log.Info("directord ready", "config", cfg.Path, "node", cfg.Node, "services", len(cfg.Services))
 
 	ctlDone := make(chan error, 1)
@@ -120,7 +147,7 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		select {
 		case <-ctx.Done():
-			stop()
+			stopAll()
 			err := <-dirDone
 			<-ctlDone
 			return err
@@ -128,7 +155,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Info("SIGHUP: reloading", "config", s.path)
 			_, _ = s.reload(runCtx)
 		case err := <-ctlDone:
-			stop()
+			stopAll()
 			<-dirDone
 			return err
 		}
@@ -144,6 +171,19 @@ type server struct {
 	cfg    atomic.Pointer[config.Config] // the config in force
 	log    *slog.Logger
 	mu     sync.Mutex // one reload at a time, from SIGHUP or directorctl
+	// pair is the failover node; nil for a single director. Set before
+	// the control socket serves.
+	pair *pair
+}
+
+// Status is what directorctl status prints: the director's table and
+// health, and the pair.
+type Status struct {
+	director.Status
+	// Role is the pair role, or "active" for a single director, which
+	// always holds its VIPs.
+	Role     string           `json:"role"`
+	Failover *failover.Status `json:"failover,omitempty"`
 }
 
 // ReloadResult is what directorctl reload prints.
@@ -175,12 +215,20 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 	if cfg.Control.Socket != s.socket {
 		s.log.Warn("control.socket changed; it takes effect at the next restart", "running", s.socket, "configured", cfg.Control.Socket)
 	}
+	if old := s.cfg.Load(); !reflect.DeepEqual(old.Failover, cfg.Failover) {
+		s.log.Warn("the failover block changed; it takes effect at the next restart")
+	}
 	s.eng.Set(checks.SpecsFor(cfg))
 	res, err := s.d.Reload(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.cfg.Store(cfg)
+	if s.pair != nil {
+		if err := s.pair.node.SetDigest(ctx, cfg.ServicesDigest()); err != nil {
+			s.log.Warn("failover: cannot tell the pair about the new config", "err", err)
+		}
+	}
 	out := &ReloadResult{Config: cfg.Path, Changes: res.Applied, Failed: res.Failed}
 	for _, e := range res.Errors {
 		out.Errors = append(out.Errors, e.Error())
@@ -197,7 +245,19 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 			return nil, err
 		}
 		annotate(&st, s.eng.Snapshot())
-		return st, nil
+		out := Status{Status: st, Role: "active"}
+		if s.pair != nil {
+			fs, err := s.pair.status(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out.Failover, out.Role = fs, fs.Role
+		}
+		return out, nil
+	case "takeover":
+		return nil, s.pair.takeover(ctx)
+	case "release":
+		return nil, s.pair.release(ctx)
 	case "reload":
 		return s.reload(ctx)
 	case "drain", "enable":
@@ -220,9 +280,5 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 func logWarnings(log *slog.Logger, cfg *config.Config) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w.Error())
-	}
-	if cfg.Failover != nil {
-		// Validated already, so the file is ready for when it is.
-		log.Warn("config: the failover block is not acted on by this version; running as a single director that always owns its services")
 	}
 }

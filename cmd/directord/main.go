@@ -17,6 +17,16 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == daemon.GuardArg {
+		// The VIP guard: a child of directord that outlives it only to
+		// remove the VIPs if directord dies holding them.
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("process", "vip-guard")
+		if err := daemon.RunGuard(log); err != nil {
+			fmt.Fprintf(os.Stderr, "directord %s: %v\n", daemon.GuardArg, err)
+			os.Exit(1)
+		}
+		return
+	}
 	fs := flag.NewFlagSet("directord", flag.ContinueOnError)
 	path := fs.String("config", "/etc/director/director.yaml", "configuration file")
 	format := fs.String("log-format", "text", "log format: text or json")

@@ -1,0 +1,177 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/failover"
+)
+
+// GuardArg is the hidden argument that makes directord the VIP guard: the
+// child that removes the VIPs if directord dies without giving them up.
+const GuardArg = failover.GuardArg
+
+// pair is the running failover node and what it holds open.
+type pair struct {
+	node  *failover.Node
+	guard *failover.Guard
+	close []func() error
+	done  chan error
+}
+
+// startPair opens everything the failover block names and starts the
+// node. Anything that cannot be opened (the key file, a link, the sync
+// daemon's netlink) stops the start, before any VIP is touched.
+func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pair, error) {
+	fo := cfg.Failover
+	p := &pair{done: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			p.closeAll()
+		}
+	}()
+	key, err := failover.ReadAuthKey(fo.AuthKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("failover.auth_key_file: %w", err)
+	}
+	var links []failover.Link
+	for i, l := range fo.Links {
+		var link failover.Link
+		switch {
+		case l.Serial != "":
+			link, err = failover.OpenSerial(l.Serial)
+		case l.Multicast.IsValid():
+			link, err = failover.OpenMulticast(l.Interface, fo.Port, l.Multicast)
+		default:
+			link, err = failover.OpenUnicast(l.Interface, fo.Port, l.Peer)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failover.links[%d]: %w", i, err)
+		}
+		links = append(links, link)
+		p.close = append(p.close, link.Close)
+	}
+	nc := failover.NodeConfig{
+		Params: failover.Params{
+			Node:         cfg.Node,
+			Priority:     uint8(fo.Priority),
+			AutoFailback: fo.AutoFailback,
+			Deadtime:     fo.Deadtime,
+			Initdead:     fo.Initdead,
+		},
+		Keepalive:   fo.Keepalive,
+		Key:         key,
+		Digest:      cfg.ServicesDigest(),
+		Links:       links,
+		HookTimeout: fo.HookTimeout,
+		Log:         log,
+	}
+	if fo.Notify != "" {
+		nc.Notify = []string{fo.Notify}
+	}
+	if fo.Fence != "" {
+		nc.Fence = []string{fo.Fence}
+	}
+	if len(fo.VIPs) > 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find directord's own binary for the VIP guard: %w", err)
+		}
+		// Not ctx: at a graceful stop the node gives the VIPs up itself
+		// and the guard is closed with a goodbye after it.
+		p.guard, err = failover.StartGuard(context.WithoutCancel(ctx), []string{exe, GuardArg}, log)
+		if err != nil {
+			return nil, fmt.Errorf("start the VIP guard: %w", err)
+		}
+		var vips []failover.VIP
+		seen := map[string]bool{}
+		for _, v := range fo.VIPs {
+			vips = append(vips, failover.VIP{Prefix: v.Address, Interface: v.Interface})
+			if !seen[v.Interface] {
+				seen[v.Interface] = true
+				nc.VIPInterfaces = append(nc.VIPInterfaces, v.Interface)
+			}
+		}
+		nc.VIPs = failover.NewVIPs(vips, log, failover.WithGuard(p.guard))
+	}
+	if fo.Sync != nil {
+		sc, err := failover.OpenSync()
+		if err != nil {
+			return nil, fmt.Errorf("failover.sync: %w", err)
+		}
+		p.close = append(p.close, sc.Close)
+		nc.Sync = sc
+		nc.SyncDaemon = failover.SyncDaemon{Interface: fo.Sync.Interface, SyncID: uint32(fo.Sync.SyncID)}
+	}
+	if len(fo.PingNodes) > 0 {
+		pg, err := failover.NewPinger(fo.PingNodes)
+		if err != nil {
+			return nil, fmt.Errorf("failover.ping_nodes: %w", err)
+		}
+		p.close = append(p.close, pg.Close)
+		nc.Pinger = pg
+	}
+	p.node, err = failover.NewNode(nc)
+	if err != nil {
+		return nil, fmt.Errorf("failover: %w", err)
+	}
+	ok = true
+	go func() { p.done <- p.node.Run(ctx) }()
+	return p, nil
+}
+
+// wait waits for the node to leave the pair (ctx ended), then closes the
+// guard cleanly: the node has removed the VIPs itself.
+func (p *pair) wait() error {
+	err := <-p.done
+	p.closeAll()
+	return err
+}
+
+func (p *pair) closeAll() {
+	for _, c := range p.close {
+		_ = c()
+	}
+	if p.guard != nil {
+		_ = p.guard.Close()
+	}
+}
+
+// RunGuard is the VIP guard child's whole life (directord -vip-guard).
+func RunGuard(log *slog.Logger) error {
+	return failover.RunGuard(os.Stdin, log)
+}
+
+// failoverStatus is the pair's part of directorctl status; nil without a
+// failover block.
+func (p *pair) status(ctx context.Context) (*failover.Status, error) {
+	if p == nil {
+		return nil, nil
+	}
+	st, err := p.node.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (p *pair) takeover(ctx context.Context) error {
+	if p == nil {
+		return errNoPair
+	}
+	return p.node.Takeover(ctx)
+}
+
+func (p *pair) release(ctx context.Context) error {
+	if p == nil {
+		return errNoPair
+	}
+	return p.node.Release(ctx)
+}
+
+var errNoPair = errors.New("this director has no failover block: it is a single director and always holds its VIPs")

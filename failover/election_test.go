@@ -1,0 +1,221 @@
+package failover
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func params(node string, prio uint8) Params {
+	return Params{Node: node, Priority: prio, Deadtime: 200 * time.Millisecond, Initdead: time.Second}
+}
+
+func hb(node string, prio uint8, role Role) Message {
+	return Message{Kind: KindHeartbeat, Node: node, Priority: prio, Role: role}
+}
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func TestElectionInitWaitsForInitdead(t *testing.T) {
+	e := NewElection(params("a", 100), t0)
+	if r, _ := e.Want(at(999)); r != RoleInit {
+		t.Fatalf("before initdead: want %s, got %s", RoleInit, r)
+	}
+	if d := e.Deadline(); !d.Equal(at(1000)) {
+		t.Errorf("deadline %v, want the end of initdead", d)
+	}
+	if r, why := e.Want(at(1000)); r != RoleActive || why != ReasonPeerDead {
+		t.Fatalf("after initdead without a peer: got %s (%s), want active (peer dead)", r, why)
+	}
+}
+
+func TestElectionInitHearsActivePeer(t *testing.T) {
+	e := NewElection(params("a", 200), t0)
+	e.Heard(hb("b", 100, RoleActive), at(10))
+	// auto_failback off: the serving peer keeps serving even though we
+	// have the higher priority.
+	if r, _ := e.Want(at(10)); r != RoleStandby {
+		t.Fatalf("got %s, want standby", r)
+	}
+}
+
+func TestElectionRank(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		self     Params
+		selfRole Role
+		pingSelf int
+		peer     Message
+		want     Role
+	}{
+		{"higher priority, both init", params("b", 200), RoleInit, 0, hb("a", 100, RoleInit), RoleActive},
+		{"lower priority, both init", params("a", 100), RoleInit, 0, hb("b", 200, RoleInit), RoleStandby},
+		{"equal priority: lower name wins", params("a", 100), RoleInit, 0, hb("b", 100, RoleInit), RoleActive},
+		{"equal priority: higher name loses", params("b", 100), RoleInit, 0, hb("a", 100, RoleInit), RoleStandby},
+		{"no failback: the active one stays", params("a", 50), RoleActive, 0, hb("b", 200, RoleStandby), RoleActive},
+		{"no failback: higher priority waits", params("b", 200), RoleStandby, 0, hb("a", 50, RoleActive), RoleStandby},
+		{"failback: higher priority waits for the peer to step down", Params{Node: "b", Priority: 200, AutoFailback: true, Deadtime: time.Second}, RoleStandby, 0, hb("a", 50, RoleActive), RoleStandby},
+		{"failback: lower priority steps down", Params{Node: "a", Priority: 50, AutoFailback: true, Deadtime: time.Second}, RoleActive, 0, hb("b", 200, RoleStandby), RoleStandby},
+		{"failback: higher priority takes over once the peer is standby", Params{Node: "b", Priority: 200, AutoFailback: true, Deadtime: time.Second}, RoleStandby, 0, hb("a", 50, RoleStandby), RoleActive},
+		{"dual active: the lower rank steps down", params("a", 50), RoleActive, 0, hb("b", 200, RoleActive), RoleStandby},
+		{"dual active: the higher rank stays", params("b", 200), RoleActive, 0, hb("a", 50, RoleActive), RoleActive},
+		{"peer in fault", params("a", 50), RoleStandby, 0, hb("b", 200, RoleFault), RoleActive},
+		{"ipfail: fewer ping nodes yields", Params{Node: "a", Priority: 200, Deadtime: time.Second, PingTotal: 2}, RoleActive, 1, Message{Kind: KindHeartbeat, Node: "b", Priority: 100, Role: RoleStandby, PingReached: 2, PingTotal: 2}, RoleStandby},
+		{"ipfail: more ping nodes serves", Params{Node: "b", Priority: 100, Deadtime: time.Second, PingTotal: 2}, RoleStandby, 2, Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleStandby, PingReached: 1, PingTotal: 2}, RoleActive},
+		{"no ping node answers: fault", Params{Node: "b", Priority: 100, Deadtime: time.Second, PingTotal: 2}, RoleActive, 0, hb("a", 200, RoleStandby), RoleFault},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewElection(tc.self, t0)
+			e.SetRole(tc.selfRole)
+			e.Pinged(tc.pingSelf)
+			e.Heard(tc.peer, at(0))
+			if got, _ := e.Want(at(1)); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestElectionAgrees plays both sides of every pairing of roles and
+// settings and checks they never both want to be active.
+func TestElectionAgrees(t *testing.T) {
+	roles := []Role{RoleInit, RoleStandby, RoleActive}
+	for _, fb := range []bool{false, true} {
+		for _, pa := range []uint8{100, 200} {
+			for _, ra := range roles {
+				for _, rb := range roles {
+					for _, prefA := range []int8{-1, 0, 1} {
+						a := NewElection(Params{Node: "a", Priority: pa, AutoFailback: fb, Deadtime: time.Second}, t0)
+						b := NewElection(Params{Node: "b", Priority: 150, AutoFailback: fb, Deadtime: time.Second}, t0)
+						a.SetRole(ra)
+						b.SetRole(rb)
+						a.pref = prefA
+						ma := Message{Kind: KindHeartbeat, Node: "a", Priority: pa, Role: ra, Pref: prefA}
+						mb := Message{Kind: KindHeartbeat, Node: "b", Priority: 150, Role: rb}
+						a.Heard(mb, at(0))
+						b.Heard(ma, at(0))
+						wa, _ := a.Want(at(1))
+						wb, _ := b.Want(at(1))
+						// A director only becomes active from a
+						// non-active role when the peer is not active.
+						newA := wa == RoleActive && ra != RoleActive && rb == RoleActive
+						newB := wb == RoleActive && rb != RoleActive && ra == RoleActive
+						if newA || newB {
+							t.Errorf("fb=%v prio a=%d roles %s/%s pref %d: a wants %s, b wants %s: takes the VIPs from an active peer", fb, pa, ra, rb, prefA, wa, wb)
+						}
+						if wa == RoleActive && wb == RoleActive {
+							t.Errorf("fb=%v prio a=%d roles %s/%s pref %d: both want active", fb, pa, ra, rb, prefA)
+						}
+						if ra != RoleInit || rb != RoleInit {
+							if wa != RoleActive && wb != RoleActive && !(ra == RoleActive || rb == RoleActive) {
+								t.Errorf("fb=%v prio a=%d roles %s/%s pref %d: neither wants active", fb, pa, ra, rb, prefA)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestElectionPeerDeath(t *testing.T) {
+	e := NewElection(params("b", 100), t0)
+	e.Heard(hb("a", 200, RoleActive), at(0))
+	e.SetRole(RoleStandby)
+	if d := e.Deadline(); !d.Equal(at(200)) {
+		t.Errorf("deadline %v, want last heard + deadtime", d)
+	}
+	if r, _ := e.Want(at(199)); r != RoleStandby {
+		t.Fatalf("within deadtime: got %s", r)
+	}
+	if r, why := e.Want(at(200)); r != RoleActive || why != ReasonPeerDead {
+		t.Fatalf("after deadtime: got %s (%s), want active (peer dead)", r, why)
+	}
+	// Heard again: the active peer keeps the VIPs.
+	e.Heard(hb("a", 200, RoleActive), at(300))
+	if r, _ := e.Want(at(301)); r != RoleStandby {
+		t.Fatalf("peer back: got %s", r)
+	}
+}
+
+func TestElectionLeavingPeer(t *testing.T) {
+	e := NewElection(params("b", 100), t0)
+	e.SetRole(RoleStandby)
+	e.Heard(hb("a", 200, RoleActive), at(0))
+	leave := hb("a", 200, RoleStandby)
+	leave.Kind = KindLeaving
+	e.Heard(leave, at(10))
+	if r, why := e.Want(at(10)); r != RoleActive || why != ReasonPeerLeft {
+		t.Fatalf("got %s (%s), want active at once (peer left)", r, why)
+	}
+	if e.PeerAlive(at(10)) {
+		t.Error("a leaving peer is not alive")
+	}
+}
+
+func TestElectionSwitchover(t *testing.T) {
+	a := NewElection(params("a", 200), t0)
+	b := NewElection(params("b", 100), t0)
+	a.SetRole(RoleActive)
+	b.SetRole(RoleStandby)
+	msg := func(e *Election) Message {
+		p, seq := e.Pref()
+		return Message{Kind: KindHeartbeat, Node: e.p.Node, Priority: e.p.Priority, Role: e.Role(), Pref: p, PrefSeq: seq}
+	}
+	exchange := func(ms int) {
+		ma, mb := msg(a), msg(b)
+		a.Heard(mb, at(ms))
+		b.Heard(ma, at(ms))
+	}
+	step := func(e *Election, ms int) Role {
+		r, _ := e.Want(at(ms))
+		e.SetRole(r)
+		return r
+	}
+	exchange(0)
+	// takeover on b: a steps down first, then b takes over.
+	b.Takeover()
+	if r := step(b, 1); r != RoleStandby {
+		t.Fatalf("b must wait for a to step down, got %s", r)
+	}
+	exchange(2)
+	if r := step(a, 3); r != RoleStandby {
+		t.Fatalf("a after b's takeover request: %s", r)
+	}
+	exchange(4)
+	if r := step(b, 5); r != RoleActive {
+		t.Fatalf("b after a stepped down: %s", r)
+	}
+	exchange(6)
+	if r := step(a, 7); r != RoleStandby {
+		t.Fatalf("a stays standby: %s", r)
+	}
+	// release on b hands back to a.
+	b.Release()
+	if r := step(b, 8); r != RoleStandby {
+		t.Fatalf("b after release: %s", r)
+	}
+	exchange(9)
+	if r := step(a, 10); r != RoleActive {
+		t.Fatalf("a after b's release: %s", r)
+	}
+	// A newer request on a cancels b's standing one.
+	a.Release()
+	exchange(11)
+	if p, _ := b.Pref(); p != 0 {
+		t.Errorf("b's request should be cancelled by a's newer one, pref %d", p)
+	}
+}
+
+func TestElectionFault(t *testing.T) {
+	e := NewElection(params("a", 200), t0)
+	e.SetFault("VIP interface eth0 is down")
+	if r, _ := e.Want(at(5000)); r != RoleFault {
+		t.Fatalf("got %s, want fault", r)
+	}
+	e.SetFault("")
+	if r, _ := e.Want(at(5000)); r != RoleActive {
+		t.Fatalf("fault cleared, no peer: got %s", r)
+	}
+}

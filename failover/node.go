@@ -1,0 +1,719 @@
+package failover
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// vipHolder adds, announces and removes the VIPs (VIPs in vip.go).
+type vipHolder interface {
+	Acquire(ctx context.Context) error
+	Announce(ctx context.Context) error
+	Release() error
+}
+
+// syncControl starts and stops the kernel's IPVS sync daemons (SyncConn).
+type syncControl interface {
+	Start(d SyncDaemon) error
+	Stop(state SyncState) error
+	Daemons() ([]SyncDaemon, error)
+}
+
+// prober asks the ping nodes (Pinger).
+type prober interface {
+	Probe(ctx context.Context) int
+	Total() int
+}
+
+// NodeConfig is what a Node needs: the election's parameters, the key,
+// the links, and the effects of a role change.
+type NodeConfig struct {
+	Params
+	Keepalive time.Duration
+	Key       []byte
+	// Digest summarises the service config; it is sent to the peer.
+	Digest [16]byte
+	Links  []Link
+	// VIPs, Sync and Pinger may be nil: no VIPs, no connection sync,
+	// no ping nodes.
+	VIPs          vipHolder
+	VIPInterfaces []string
+	Sync          syncControl
+	SyncDaemon    SyncDaemon // Interface and SyncID; State is set per role
+	Pinger        prober
+	// Notify runs as Notify + ROLE on every role change; Fence runs as
+	// Fence + PEER and must succeed before taking over from a peer
+	// declared dead. Empty: none.
+	Notify, Fence []string
+	HookTimeout   time.Duration
+	Log           *slog.Logger
+}
+
+// Node is one director of the pair. One goroutine (Run) owns all its
+// state; the control socket reaches it through requests on a channel.
+type Node struct {
+	cfg  NodeConfig
+	log  *slog.Logger
+	reqs chan func(*state)
+	done chan struct{}
+	// Counters the status and the metrics report, updated by the readers.
+	forged, malformed, replayed, foreign counter
+}
+
+type counter struct {
+	mu sync.Mutex
+	n  uint64
+}
+
+func (c *counter) add() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *counter) get() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// ErrNoPeer means a switchover was asked for with no peer to take part.
+var ErrNoPeer = errors.New("no live peer")
+
+// NewNode checks the config; Run starts the node.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Node == "" || len(cfg.Node) > MaxNodeName {
+		return nil, fmt.Errorf("node name %q: must be 1 to %d bytes", cfg.Node, MaxNodeName)
+	}
+	if len(cfg.Links) == 0 {
+		return nil, errors.New("no heartbeat link")
+	}
+	if cfg.Keepalive <= 0 || cfg.Deadtime <= cfg.Keepalive {
+		return nil, fmt.Errorf("keepalive %s must be positive and shorter than deadtime %s", cfg.Keepalive, cfg.Deadtime)
+	}
+	if cfg.HookTimeout <= 0 {
+		cfg.HookTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Pinger != nil {
+		cfg.PingTotal = cfg.Pinger.Total()
+	}
+	return &Node{cfg: cfg, log: cfg.Log, reqs: make(chan func(*state)), done: make(chan struct{})}, nil
+}
+
+// linkState is what the node knows of one link.
+type linkState struct {
+	// replay is per link: every message goes out on every link, so the
+	// same sequence number legitimately arrives once per link.
+	replay     ReplayGuard
+	heard      time.Time
+	up         bool
+	received   uint64
+	sendErrors uint64
+	lastErr    string
+}
+
+// state is owned by Run's goroutine.
+type state struct {
+	n     *Node
+	el    *Election
+	boot  uint64
+	seq   uint64
+	links []linkState
+	since time.Time
+	// newest is the newest message fed to the election; a copy that a
+	// slower link delivers later is older news and is not fed again.
+	newest   Message
+	digestOK bool
+	// takingOver is set while the ping confirmation and the fence run
+	// before taking over from a dead peer.
+	takingOver bool
+	// retryAt holds off another takeover attempt after a failed one.
+	retryAt time.Time
+	// fenced is true once the fence succeeded for the current silence
+	// of the peer; hearing the peer again clears it.
+	fenced  bool
+	probing bool
+	// probes are the recent ping-node results: a node counts as reached
+	// if it answered any probe within pingWindow, so late answers do not
+	// flap the role. Before a takeover a fresh probe decides alone.
+	probes []probeResult
+	events chan func(*state)
+	notify chan Role
+}
+
+type probeResult struct {
+	at      time.Time
+	reached int
+}
+
+// pingWindow is how long a ping node counts as reached after its last
+// answer: longer than deadtime, as a router that drops a few echoes
+// under load has not gone away, and a director must not give up the
+// VIPs for that.
+func (s *state) pingWindow() time.Duration {
+	return max(4*s.n.cfg.Deadtime, time.Second)
+}
+
+// pinged records a probe and hands the election the best result within
+// the ping window.
+func (s *state) pinged(now time.Time, reached int) {
+	s.probes = append(s.probes, probeResult{now, reached})
+	best, keep := 0, s.probes[:0]
+	for _, p := range s.probes {
+		if now.Sub(p.at) <= s.pingWindow() {
+			keep = append(keep, p)
+			best = max(best, p.reached)
+		}
+	}
+	s.probes = keep
+	if best != s.el.PingReached() || !s.el.pinged {
+		s.n.log.Info("failover: ping nodes", "reached", best, "of", s.n.cfg.PingTotal)
+	}
+	s.el.Pinged(best)
+}
+
+// received is a frame from a link, decoded by the link's reader.
+type received struct {
+	link int
+	msg  Message
+	at   time.Time
+}
+
+// Run runs the node until ctx ends, then leaves gracefully: it gives up
+// the VIPs and tells the peer, which takes over at once.
+func (n *Node) Run(ctx context.Context) error {
+	defer close(n.done)
+	now := time.Now()
+	s := &state{
+		n:      n,
+		el:     NewElection(n.cfg.Params, now),
+		boot:   randomBoot(),
+		links:  make([]linkState, len(n.cfg.Links)),
+		since:  now,
+		events: make(chan func(*state), 16),
+		notify: make(chan Role, 64),
+	}
+	s.digestOK = true
+	// A VIP left from an earlier run, or added by hand, must not stay on
+	// a director that is not active; the backup sync daemon keeps this
+	// director's connection table warm in every role.
+	s.stepDown()
+	if n.cfg.Sync != nil {
+		d := n.cfg.SyncDaemon
+		d.State = SyncBackup
+		if err := n.cfg.Sync.Start(d); err != nil {
+			n.log.Error("cannot start the IPVS sync daemon as backup; connections will not survive a failover to this director", "err", err)
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	hookCtx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHooks()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.runNotify(hookCtx, s.notify) }()
+	defer close(s.notify)
+
+	frames := make(chan received, 64)
+	readCtx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+	for i, l := range n.cfg.Links {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.read(readCtx, i, l, frames) }()
+	}
+	defer func() {
+		for _, l := range n.cfg.Links {
+			l.Close()
+		}
+	}()
+
+	lastTick := time.Now()
+	tick := time.NewTicker(n.cfg.Keepalive)
+	defer tick.Stop()
+	deadline := time.NewTimer(time.Hour)
+	defer deadline.Stop()
+	n.log.Info("failover: started", "node", n.cfg.Node, "priority", n.cfg.Priority, "links", len(n.cfg.Links), "initdead", n.cfg.Initdead)
+	s.checkInterfaces()
+	s.send(KindHeartbeat)
+	s.probe(ctx)
+	for {
+		s.evaluate(ctx)
+		if d := s.el.Deadline(); !d.IsZero() {
+			deadline.Reset(max(time.Until(d), 0) + time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+			s.leave()
+			return nil
+		case f := <-frames:
+			s.heard(ctx, f)
+		case <-tick.C:
+			if lag := time.Since(lastTick); lag > n.cfg.Deadtime/2 {
+				// The peer may already count this director as dead.
+				n.log.Warn("failover: heartbeats went out late; the host is overloaded", "interval", lag.Round(time.Millisecond), "keepalive", n.cfg.Keepalive)
+			}
+			lastTick = time.Now()
+			s.drain(ctx, frames)
+			s.send(KindHeartbeat)
+			s.watchLinks(time.Now())
+			s.probe(ctx)
+			s.checkInterfaces()
+		case <-deadline.C:
+			// Frames already received count before the peer is judged
+			// dead: a busy loop must not turn into a failover.
+			s.drain(ctx, frames)
+		case ev := <-s.events:
+			ev(s)
+		case req := <-n.reqs:
+			req(s)
+		}
+	}
+}
+
+func randomBoot() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
+}
+
+// read decodes frames from one link. Authentication happens here, so a
+// flood of forged frames costs the state goroutine nothing.
+func (n *Node) read(ctx context.Context, i int, l Link, out chan<- received) {
+	buf := make([]byte, 2048)
+	for {
+		k, err := l.Recv(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.log.Debug("failover: link receive", "link", l.Name(), "err", err)
+			continue
+		}
+		m, err := Decode(n.cfg.Key, buf[:k])
+		switch {
+		case errors.Is(err, ErrBadMAC):
+			n.forged.add()
+			continue
+		case err != nil:
+			n.malformed.add()
+			continue
+		}
+		if d := time.Since(m.Time); d > n.cfg.Keepalive {
+			n.log.Debug("failover: late heartbeat", "link", l.Name(), "age", d, "seq", m.Seq)
+		}
+		select {
+		case out <- received{link: i, msg: m, at: time.Now()}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// heard takes an authenticated frame.
+func (s *state) heard(ctx context.Context, f received) {
+	n := s.n
+	m := f.msg
+	if m.Node == n.cfg.Node {
+		if m.Boot != s.boot {
+			n.foreign.add()
+			n.log.Warn("failover: a heartbeat carries this director's own node name; two directors share a name", "link", n.cfg.Links[f.link].Name())
+		}
+		return
+	}
+	ls := &s.links[f.link]
+	if err := ls.replay.Check(m, f.at); err != nil {
+		n.replayed.add()
+		n.log.Debug("failover: heartbeat refused", "link", n.cfg.Links[f.link].Name(), "err", err)
+		return
+	}
+	ls.heard, ls.received = f.at, ls.received+1
+	if !ls.up {
+		ls.up = true
+		n.log.Info("failover: heartbeat link up", "link", n.cfg.Links[f.link].Name(), "peer", m.Node)
+	}
+	if s.newest.Node == m.Node && s.newest.Boot == m.Boot && m.Seq <= s.newest.Seq {
+		// Already heard on another link; only the liveness of the
+		// peer moves on.
+		if m.Seq == s.newest.Seq {
+			s.el.Heard(m, f.at)
+		}
+		return
+	}
+	s.newest = m
+	prev, _, known := s.el.Peer()
+	wasAlive := s.el.PeerAlive(f.at)
+	if !known || prev.Node != m.Node {
+		n.log.Info("failover: peer heard", "peer", m.Node, "role", m.Role, "priority", m.Priority)
+	} else if !wasAlive && m.Kind != KindLeaving {
+		n.log.Info("failover: peer heard again", "peer", m.Node, "role", m.Role)
+	}
+	if ok := m.ConfigDigest == n.cfg.Digest; ok != s.digestOK || !known {
+		s.digestOK = ok
+		if !ok {
+			n.log.Warn("failover: the peer's service configuration differs from this director's; a failover will change what is served", "peer", m.Node)
+		} else if known {
+			n.log.Info("failover: the peer's service configuration matches again", "peer", m.Node)
+		}
+	}
+	if m.Kind == KindLeaving {
+		n.log.Info("failover: peer is leaving", "peer", m.Node)
+	}
+	if m.Role != prev.Role && known && m.Kind != KindLeaving {
+		n.log.Info("failover: peer changed role", "peer", m.Node, "from", prev.Role, "to", m.Role)
+	}
+	s.fenced = false
+	s.el.Heard(m, f.at)
+	// A dual-active moment resolved in our favour: the peer's
+	// announcements may have won the neighbours' caches, so repeat ours.
+	if known && prev.Role == RoleActive && m.Role != RoleActive && s.el.Role() == RoleActive && n.cfg.VIPs != nil {
+		if err := n.cfg.VIPs.Announce(ctx); err != nil {
+			n.log.Warn("failover: announcing the VIPs again", "err", err)
+		}
+	}
+}
+
+// drain takes every frame already waiting.
+func (s *state) drain(ctx context.Context, frames <-chan received) {
+	for {
+		select {
+		case f := <-frames:
+			s.heard(ctx, f)
+		default:
+			return
+		}
+	}
+}
+
+// watchLinks reports links that went quiet. A quiet link changes
+// nothing while another still carries heartbeats.
+func (s *state) watchLinks(now time.Time) {
+	for i := range s.links {
+		ls := &s.links[i]
+		if ls.up && now.Sub(ls.heard) >= s.n.cfg.Deadtime {
+			ls.up = false
+			s.n.log.Warn("failover: heartbeat link down", "link", s.n.cfg.Links[i].Name(), "silent_for", now.Sub(ls.heard).Round(time.Millisecond))
+		}
+	}
+}
+
+// checkInterfaces puts the director in fault while a VIP's interface is
+// missing or down, and takes it out when the interface is back.
+func (s *state) checkInterfaces() {
+	reason := ""
+	for _, name := range s.n.cfg.VIPInterfaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			reason = fmt.Sprintf("VIP interface %s: %v", name, err)
+			break
+		}
+		// Running is the carrier: a pulled cable leaves the interface up
+		// but unable to serve.
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagRunning == 0 {
+			reason = fmt.Sprintf("VIP interface %s is down or has no carrier", name)
+			break
+		}
+	}
+	if reason != s.el.fault {
+		if reason != "" {
+			s.n.log.Error("failover: fault", "reason", reason)
+		}
+		s.el.SetFault(reason)
+	}
+}
+
+// probe asks the ping nodes, in the background, every keepalive.
+func (s *state) probe(ctx context.Context) {
+	p := s.n.cfg.Pinger
+	if p == nil || p.Total() == 0 || s.probing {
+		return
+	}
+	s.probing = true
+	timeout := s.n.cfg.Deadtime / 2
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		reached := p.Probe(pctx)
+		cancel()
+		s.post(ctx, func(s *state) {
+			s.probing = false
+			s.pinged(time.Now(), reached)
+		})
+	}()
+}
+
+// post hands a result from a helper goroutine to the state goroutine.
+func (s *state) post(ctx context.Context, ev func(*state)) {
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// evaluate asks the election what to be, and gets there.
+func (s *state) evaluate(ctx context.Context) {
+	now := time.Now()
+	want, why := s.el.Want(now)
+	cur := s.el.Role()
+	if want == cur || s.takingOver {
+		return
+	}
+	if want == RoleActive && why == ReasonPeerDead && (s.n.cfg.Fence != nil || (s.n.cfg.Pinger != nil && s.n.cfg.Pinger.Total() > 0)) {
+		if now.Before(s.retryAt) {
+			return
+		}
+		s.confirmTakeover(ctx)
+		return
+	}
+	s.become(ctx, want, why)
+}
+
+// confirmTakeover checks, before taking over from a silent peer, that
+// this director is not the one cut off (a fresh ping-node probe), and
+// runs the fence. Both run in the background; the result comes back as
+// an event, and the election is asked again then.
+func (s *state) confirmTakeover(ctx context.Context) {
+	s.takingOver = true
+	peerName := ""
+	if m, _, ok := s.el.Peer(); ok {
+		peerName = m.Node
+	}
+	p, fence, fenced := s.n.cfg.Pinger, s.n.cfg.Fence, s.fenced
+	timeout, hookTimeout := s.n.cfg.Deadtime, s.n.cfg.HookTimeout
+	go func() {
+		reached, probed := 0, false
+		if p != nil && p.Total() > 0 {
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			reached, probed = p.Probe(pctx), true
+			cancel()
+		}
+		var ferr error
+		if len(fence) > 0 && !fenced && (!probed || reached > 0) {
+			ferr = runHook(ctx, hookTimeout, fence, peerName)
+		}
+		s.post(ctx, func(s *state) {
+			s.takingOver = false
+			if probed {
+				s.pinged(time.Now(), reached)
+			}
+			if probed && reached == 0 {
+				s.n.log.Warn("failover: the peer is silent but no ping node answers either; not taking over", "peer", peerName)
+				return
+			}
+			if len(fence) > 0 && !fenced {
+				if ferr != nil {
+					s.retryAt = time.Now().Add(s.n.cfg.Deadtime)
+					s.n.log.Error("failover: fence failed; not taking over", "peer", peerName, "err", ferr)
+					return
+				}
+				s.fenced = true
+				s.n.log.Info("failover: peer fenced", "peer", peerName)
+			}
+			if want, why := s.el.Want(time.Now()); want == RoleActive && s.el.Role() != RoleActive {
+				s.become(ctx, want, why)
+			}
+		})
+	}()
+}
+
+// become makes the role real: VIPs and the master sync daemon follow the
+// active role, the peer is told at once, and notify runs.
+func (s *state) become(ctx context.Context, r Role, why Reason) {
+	n := s.n
+	from := s.el.Role()
+	if r == RoleActive {
+		if n.cfg.VIPs != nil {
+			if err := n.cfg.VIPs.Acquire(ctx); err != nil {
+				n.log.Error("failover: cannot take the VIPs", "err", err)
+				s.el.SetFault(fmt.Sprintf("taking the VIPs: %v", err))
+				s.stepDown()
+				s.setRole(RoleFault, from, why)
+				return
+			}
+		}
+		if n.cfg.Sync != nil {
+			d := n.cfg.SyncDaemon
+			d.State = SyncMaster
+			if err := n.cfg.Sync.Start(d); err != nil {
+				n.log.Error("failover: cannot start the IPVS sync daemon as master; the standby's connection table will go stale", "err", err)
+			}
+		}
+	} else if from == RoleActive || from == RoleInit {
+		s.stepDown()
+	}
+	s.setRole(r, from, why)
+}
+
+func (s *state) setRole(r, from Role, why Reason) {
+	s.el.SetRole(r)
+	s.since = time.Now()
+	peer := ""
+	if m, _, ok := s.el.Peer(); ok {
+		peer = m.Node
+	}
+	s.n.log.Info("failover: role changed", "from", from, "to", r, "reason", why, "peer", peer)
+	s.send(KindHeartbeat)
+	if len(s.n.cfg.Notify) > 0 {
+		select {
+		case s.notify <- r:
+		default:
+			s.n.log.Error("failover: notify is too slow; a role change was not notified", "role", r)
+		}
+	}
+}
+
+// stepDown gives up what only the active director holds.
+func (s *state) stepDown() {
+	n := s.n
+	if n.cfg.VIPs != nil {
+		if err := n.cfg.VIPs.Release(); err != nil {
+			n.log.Error("failover: cannot remove the VIPs", "err", err)
+		}
+	}
+	if n.cfg.Sync != nil {
+		if err := n.cfg.Sync.Stop(SyncMaster); err != nil {
+			n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
+		}
+	}
+}
+
+// leave is the graceful stop: the VIPs go first, so the pair never holds
+// them twice, then the peer is told, on every link, to take over now.
+func (s *state) leave() {
+	if s.el.Role() == RoleActive {
+		s.stepDown()
+	}
+	s.el.SetRole(RoleStandby)
+	s.send(KindLeaving)
+	s.n.log.Info("failover: left the pair")
+}
+
+// send sends one message on every link.
+func (s *state) send(kind Kind) {
+	n := s.n
+	s.seq++
+	pref, prefSeq := s.el.Pref()
+	m := Message{
+		Kind:         kind,
+		Node:         n.cfg.Node,
+		Priority:     n.cfg.Priority,
+		Role:         s.el.Role(),
+		Boot:         s.boot,
+		Seq:          s.seq,
+		Time:         time.Now(),
+		ConfigDigest: n.cfg.Digest,
+		PingReached:  uint8(min(s.el.PingReached(), 255)),
+		PingTotal:    uint8(min(n.cfg.PingTotal, 255)),
+		Pref:         pref,
+		PrefSeq:      prefSeq,
+	}
+	frame, err := Encode(n.cfg.Key, m)
+	if err != nil {
+		n.log.Error("failover: cannot encode a heartbeat", "err", err)
+		return
+	}
+	for i, l := range n.cfg.Links {
+		if err := l.Send(frame); err != nil {
+			ls := &s.links[i]
+			ls.sendErrors++
+			if msg := err.Error(); msg != ls.lastErr {
+				ls.lastErr = msg
+				n.log.Warn("failover: heartbeat send failed", "link", l.Name(), "err", err)
+			}
+		} else {
+			s.links[i].lastErr = ""
+		}
+	}
+}
+
+// runNotify runs the notify hook for each role change, in order.
+func (n *Node) runNotify(ctx context.Context, roles <-chan Role) {
+	for r := range roles {
+		if err := runHook(ctx, n.cfg.HookTimeout, n.cfg.Notify, r.String()); err != nil {
+			n.log.Error("failover: notify failed", "role", r, "err", err)
+		}
+	}
+}
+
+// do runs f on the state goroutine.
+func (n *Node) do(ctx context.Context, f func(*state)) error {
+	done := make(chan struct{})
+	select {
+	case n.reqs <- func(s *state) { f(s); close(done) }:
+	case <-n.done:
+		return errors.New("failover: node stopped")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Takeover asks for this director to become active. The switchover
+// completes a heartbeat round trip later, when the peer has stepped down.
+func (n *Node) Takeover(ctx context.Context) error {
+	var err error
+	if e := n.do(ctx, func(s *state) {
+		if s.el.Fault() != "" {
+			err = fmt.Errorf("this director is in fault (%s) and cannot take over", s.el.Fault())
+			return
+		}
+		s.el.Takeover()
+		n.log.Info("failover: takeover requested")
+		s.send(KindHeartbeat)
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// Release asks for the peer to become active. Without a live peer that
+// could take the VIPs it is refused, as it would leave them unowned.
+func (n *Node) Release(ctx context.Context) error {
+	var err error
+	if e := n.do(ctx, func(s *state) {
+		if !s.el.PeerAlive(time.Now()) {
+			err = fmt.Errorf("%w to hand the VIPs to; keeping them", ErrNoPeer)
+			return
+		}
+		if m, _, _ := s.el.Peer(); m.Role == RoleFault {
+			err = fmt.Errorf("the peer %s is in fault; keeping the VIPs", m.Node)
+			return
+		}
+		s.el.Release()
+		n.log.Info("failover: release requested")
+		s.send(KindHeartbeat)
+	}); e != nil {
+		return e
+	}
+	return err
+}
+
+// SetDigest updates the service-config digest sent to the peer, after a
+// reload.
+func (n *Node) SetDigest(ctx context.Context, d [16]byte) error {
+	return n.do(ctx, func(s *state) {
+		if s.n.cfg.Digest == d {
+			return
+		}
+		s.n.cfg.Digest = d
+		if m, _, ok := s.el.Peer(); ok {
+			s.digestOK = m.ConfigDigest == d
+			if !s.digestOK {
+				s.n.log.Warn("failover: after the reload this director's service configuration differs from the peer's", "peer", m.Node)
+			}
+		}
+		s.send(KindHeartbeat)
+	})
+}
