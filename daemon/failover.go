@@ -98,6 +98,7 @@ func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pair
 			}
 		}
 		nc.VIPs = failover.NewVIPs(vips, log, failover.WithGuard(p.guard))
+		nc.ProbeVIPs = func(ctx context.Context) ([]failover.VIPAnswer, error) { return failover.ProbeVIPs(ctx, vips) }
 	}
 	if fo.Sync != nil {
 		sc, err := failover.OpenSync()

@@ -53,6 +53,9 @@ type NodeConfig struct {
 	// declared dead. Empty: none.
 	Notify, Fence []string
 	HookTimeout   time.Duration
+	// ProbeVIPs asks the network whether anything still answers for the
+	// VIPs (ProbeVIPs in vipprobe.go); nil: no probe.
+	ProbeVIPs func(ctx context.Context) ([]VIPAnswer, error)
 	Log           *slog.Logger
 }
 
@@ -143,6 +146,8 @@ type state struct {
 	// of the peer; hearing the peer again clears it.
 	fenced  bool
 	probing bool
+	// vipBusy is set while a silent peer's VIPs still answer.
+	vipBusy bool
 	// probes are the recent ping-node results: a node counts as reached
 	// if it answered any probe within pingWindow, so late answers do not
 	// flap the role. Before a takeover a fresh probe decides alone.
@@ -465,7 +470,7 @@ func (s *state) evaluate(ctx context.Context) {
 	if want == cur || s.takingOver {
 		return
 	}
-	if want == RoleActive && why == ReasonPeerDead && (s.n.cfg.Fence != nil || (s.n.cfg.Pinger != nil && s.n.cfg.Pinger.Total() > 0)) {
+	if want == RoleActive && why == ReasonPeerDead && (s.n.cfg.Fence != nil || s.n.cfg.ProbeVIPs != nil || (s.n.cfg.Pinger != nil && s.n.cfg.Pinger.Total() > 0)) {
 		if now.Before(s.retryAt) {
 			return
 		}
@@ -485,8 +490,8 @@ func (s *state) confirmTakeover(ctx context.Context) {
 	if m, _, ok := s.el.Peer(); ok {
 		peerName = m.Node
 	}
-	p, fence, fenced := s.n.cfg.Pinger, s.n.cfg.Fence, s.fenced
-	timeout, hookTimeout := s.n.cfg.Deadtime, s.n.cfg.HookTimeout
+	p, fence, fenced, probeVIPs := s.n.cfg.Pinger, s.n.cfg.Fence, s.fenced, s.n.cfg.ProbeVIPs
+	timeout, hookTimeout, keepalive := s.n.cfg.Deadtime, s.n.cfg.HookTimeout, s.n.cfg.Keepalive
 	go func() {
 		reached, probed := 0, false
 		if p != nil && p.Total() > 0 {
@@ -497,6 +502,15 @@ func (s *state) confirmTakeover(ctx context.Context) {
 		var ferr error
 		if len(fence) > 0 && !fenced && (!probed || reached > 0) {
 			ferr = runHook(ctx, hookTimeout, fence, peerName)
+		}
+		// A live kernel answers ARP at once, even when its directord is
+		// stalled: one keepalive is long enough to hear it.
+		var answers []VIPAnswer
+		var perr error
+		if probeVIPs != nil && (!probed || reached > 0) && ferr == nil {
+			pctx, cancel := context.WithTimeout(ctx, keepalive)
+			answers, perr = probeVIPs(pctx)
+			cancel()
 		}
 		s.post(ctx, func(s *state) {
 			s.takingOver = false
@@ -516,6 +530,18 @@ func (s *state) confirmTakeover(ctx context.Context) {
 				s.fenced = true
 				s.n.log.Info("failover: peer fenced", "peer", peerName)
 			}
+			if perr != nil {
+				s.n.log.Warn("failover: cannot probe the VIPs before taking them", "err", perr)
+			}
+			if len(answers) > 0 {
+				s.retryAt = time.Now().Add(s.n.cfg.Keepalive)
+				if !s.vipBusy {
+					s.vipBusy = true
+					s.n.log.Warn("failover: the peer is silent but its VIPs still answer on the network; not taking them twice", "peer", peerName, "vip", answers[0].VIP.Prefix.Addr(), "mac", answers[0].MAC)
+				}
+				return
+			}
+			s.vipBusy = false
 			if want, why := s.el.Want(time.Now()); want == RoleActive && s.el.Role() != RoleActive {
 				s.become(ctx, want, why)
 			}

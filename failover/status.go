@@ -119,7 +119,7 @@ func (s *state) status(now time.Time) Status {
 		}
 	}
 	for i, l := range s.n.cfg.Links {
-		ls := s.links[i]
+		ls := &s.links[i]
 		age := int64(-1)
 		if !ls.heard.IsZero() {
 			age = now.Sub(ls.heard).Milliseconds()

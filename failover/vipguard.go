@@ -171,6 +171,17 @@ type tableRemover struct{ table AddrTable }
 
 func (t tableRemover) Remove(v VIP) (bool, error) { return removeVIP(t.table, v) }
 
+// Prepare looks the VIP up once when it is held. The guard is a fresh
+// process: its first netlink calls open sockets and, on a slow machine,
+// run code for the first time. Doing that now, while the parent lives,
+// keeps the removal after a crash down to one request.
+func (t tableRemover) Prepare(v VIP) {
+	_, _, _ = findVIP(t.table, v)
+}
+
+// preparer is a vipRemover that can get ready for a VIP in advance.
+type preparer interface{ Prepare(VIP) }
+
 func runGuard(r io.Reader, log *slog.Logger, rm vipRemover) error {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	return serveGuard(r, log, rm)
@@ -210,6 +221,9 @@ func serveGuard(r io.Reader, log *slog.Logger, rm vipRemover) error {
 				if _, ok := held[v]; !ok {
 					seq++
 					held[v] = seq
+					if p, ok := rm.(preparer); ok {
+						p.Prepare(v)
+					}
 				}
 			} else {
 				delete(held, v)

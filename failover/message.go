@@ -1,0 +1,44 @@
+package failover
+
+import "time"
+
+// Kind is what a heartbeat message announces.
+type Kind uint8
+
+const (
+	// KindHeartbeat is the periodic message, sent every keepalive and at
+	// once on every change of role.
+	KindHeartbeat Kind = 1
+	// KindLeaving is sent on a graceful stop, so the peer takes over at
+	// once instead of waiting for deadtime.
+	KindLeaving Kind = 2
+)
+
+// Message is one heartbeat, as the sender states it. On the wire it is
+// authenticated with HMAC-SHA256 (see Encode and Decode).
+type Message struct {
+	Kind     Kind
+	Node     string // the sender's node name, 1 to MaxNodeName bytes
+	Priority uint8
+	Role     Role
+	// Boot is chosen at random when the sender starts; Seq counts its
+	// messages from 1 within that boot. With Time (the sender's wall
+	// clock) they let the receiver refuse replays and old messages.
+	Boot uint64
+	Seq  uint64
+	Time time.Time
+	// ConfigDigest summarises the sender's service configuration, so the
+	// pair can tell when their configs differ.
+	ConfigDigest [16]byte
+	// PingReached of PingTotal ping nodes answered the sender lately.
+	PingReached uint8
+	PingTotal   uint8
+	// Pref is the operator's standing request: +1 after `directorctl
+	// takeover` on the sender, -1 after `release`, 0 otherwise. PrefSeq
+	// counts those requests, so the receiver can tell a new one.
+	Pref    int8
+	PrefSeq uint32
+}
+
+// MaxNodeName is the longest node name a message carries.
+const MaxNodeName = 64

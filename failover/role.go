@@ -1,0 +1,32 @@
+// Package failover runs the director pair: a heartbeat over redundant,
+// authenticated links elects the active director, which holds the VIPs
+// and runs the kernel's IPVS sync daemon as master.
+package failover
+
+// Role is a director's place in the pair.
+type Role uint8
+
+// The roles, in the order a director passes through them.
+const (
+	RoleInit    Role = iota // started, waiting for the peer (initdead)
+	RoleStandby             // the peer is active, or should be
+	RoleActive              // holds the VIPs and syncs connections as master
+	RoleFault               // cannot serve: no ping node answers, or a VIP's interface is missing
+)
+
+// Roles lists every role, for metrics that export one series per role.
+var Roles = []Role{RoleInit, RoleStandby, RoleActive, RoleFault}
+
+func (r Role) String() string {
+	switch r {
+	case RoleInit:
+		return "init"
+	case RoleStandby:
+		return "standby"
+	case RoleActive:
+		return "active"
+	case RoleFault:
+		return "fault"
+	}
+	return "unknown"
+}
