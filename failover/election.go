@@ -106,6 +106,9 @@ func (e *Election) Pinged(reached int) { e.pingReached, e.pinged = reached, true
 // PingReached is what the latest probe found.
 func (e *Election) PingReached() int { return e.pingReached }
 
+// PingKnown reports whether a probe has reported yet.
+func (e *Election) PingKnown() bool { return e.pinged }
+
 // SetFault marks this director unable to serve ("" clears it).
 func (e *Election) SetFault(reason string) { e.fault = reason }
 
@@ -201,7 +204,9 @@ func (e *Election) Want(now time.Time) (Role, Reason) {
 // Both sides apply the same rules to the same facts, so they agree.
 func (e *Election) outranks(pm Message) bool {
 	// heartbeat's ipfail: the director that reaches more ping nodes serves.
-	if e.p.PingTotal > 0 && int(pm.PingReached) != e.pingReached {
+	// A director that has not probed yet says PingTotal 0: its count is
+	// unknown, not zero, and must not lose it the election.
+	if e.p.PingTotal > 0 && e.pinged && pm.PingTotal > 0 && int(pm.PingReached) != e.pingReached {
 		return e.pingReached > int(pm.PingReached)
 	}
 	// The operator's standing request.

@@ -470,11 +470,15 @@ func (s *state) evaluate(ctx context.Context) {
 	if want == cur || s.takingOver {
 		return
 	}
-	if want == RoleActive && why == ReasonPeerDead && (s.n.cfg.Fence != nil || s.n.cfg.ProbeVIPs != nil || (s.n.cfg.Pinger != nil && s.n.cfg.Pinger.Total() > 0)) {
+	deadChecks := why == ReasonPeerDead && (s.n.cfg.Fence != nil || (s.n.cfg.Pinger != nil && s.n.cfg.Pinger.Total() > 0))
+	// Taking over by rank needs the VIP probe too: two directors whose
+	// views crossed in flight may both think the other yields.
+	probe := s.n.cfg.ProbeVIPs != nil && why != ReasonPeerLeft
+	if want == RoleActive && (deadChecks || probe) {
 		if now.Before(s.retryAt) {
 			return
 		}
-		s.confirmTakeover(ctx)
+		s.confirmTakeover(ctx, why)
 		return
 	}
 	s.become(ctx, want, why)
@@ -484,13 +488,17 @@ func (s *state) evaluate(ctx context.Context) {
 // this director is not the one cut off (a fresh ping-node probe), and
 // runs the fence. Both run in the background; the result comes back as
 // an event, and the election is asked again then.
-func (s *state) confirmTakeover(ctx context.Context) {
+func (s *state) confirmTakeover(ctx context.Context, why Reason) {
 	s.takingOver = true
 	peerName := ""
 	if m, _, ok := s.el.Peer(); ok {
 		peerName = m.Node
 	}
 	p, fence, fenced, probeVIPs := s.n.cfg.Pinger, s.n.cfg.Fence, s.fenced, s.n.cfg.ProbeVIPs
+	if why != ReasonPeerDead {
+		// The peer is alive and not serving: no fence, no ping check.
+		p, fence = nil, nil
+	}
 	timeout, hookTimeout, keepalive := s.n.cfg.Deadtime, s.n.cfg.HookTimeout, s.n.cfg.Keepalive
 	go func() {
 		reached, probed := 0, false
@@ -537,7 +545,7 @@ func (s *state) confirmTakeover(ctx context.Context) {
 				s.retryAt = time.Now().Add(s.n.cfg.Keepalive)
 				if !s.vipBusy {
 					s.vipBusy = true
-					s.n.log.Warn("failover: the peer is silent but its VIPs still answer on the network; not taking them twice", "peer", peerName, "vip", answers[0].VIP.Prefix.Addr(), "mac", answers[0].MAC)
+					s.n.log.Warn("failover: the VIPs still answer on the network; not taking them twice", "peer", peerName, "vip", answers[0].VIP.Prefix.Addr(), "mac", answers[0].MAC)
 				}
 				return
 			}
@@ -639,6 +647,9 @@ func (s *state) send(kind Kind) {
 		PingTotal:    uint8(min(n.cfg.PingTotal, 255)),
 		Pref:         pref,
 		PrefSeq:      prefSeq,
+	}
+	if !s.el.PingKnown() {
+		m.PingReached, m.PingTotal = 0, 0
 	}
 	frame, err := Encode(n.cfg.Key, m)
 	if err != nil {
