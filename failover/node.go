@@ -56,7 +56,7 @@ type NodeConfig struct {
 	// ProbeVIPs asks the network whether anything still answers for the
 	// VIPs (ProbeVIPs in vipprobe.go); nil: no probe.
 	ProbeVIPs func(ctx context.Context) ([]VIPAnswer, error)
-	Log           *slog.Logger
+	Log       *slog.Logger
 }
 
 // Node is one director of the pair. One goroutine (Run) owns all its
