@@ -1007,7 +1007,11 @@ func TestFailoverFaultLoop(t *testing.T) {
 		cables = append(cables, pairCable{d, p.hb, false}, pairCable{d, p.lan, true})
 	}
 	cut := map[int]bool{}
-	const goal = time.Second
+	// The lab's goal for a VIP to answer again after a fault, under
+	// emulation. Most recover within a few hundred ms; a front cable put
+	// back after both were out takes longest, as the director must
+	// resolve its ping node again (about 1s) before it may serve.
+	const goal = 2 * time.Second
 	var worst time.Duration
 	counts := map[string]int{}
 	for i := 0; i < *faultIterations; i++ {
