@@ -569,8 +569,10 @@ func TestFailoverGracefulStop(t *testing.T) {
 		m := other.mark()
 		probe := p.probeGaps()
 		// Let the probe establish its rhythm before the stop.
-		if d := p.waitReachable(3 * time.Second); d > time.Second {
-			t.Logf("round %d: the service took %v to answer before the stop", i, d)
+		// Not the measurement: the steady state before it. Twice in CI it
+		// took over 1s here (see the note on issue 5), so it is logged.
+		if d := p.waitReachable(10 * time.Second); d > time.Second {
+			t.Logf("round %d: ANOMALY: the service took %v to answer before the stop", i, d)
 		}
 		start := time.Now()
 		stopped := make(chan struct{})
