@@ -579,8 +579,8 @@ func TestFailoverGracefulStop(t *testing.T) {
 		go func() { defer close(stopped); act.stop() }()
 		other.waitRole(m, "active", 2*time.Second)
 		// Successes through the new director after the handover.
-		p.waitReachable(time.Second)
-		p.waitReachable(time.Second)
+		p.waitReachable(3 * time.Second)
+		p.waitReachable(3 * time.Second)
 		gap, n := probe.maxGap(start)
 		<-stopped
 		gaps = append(gaps, gap)
