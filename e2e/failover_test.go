@@ -367,19 +367,7 @@ func (p *pairLab) firstConnect(within time.Duration, accept func() bool) (time.T
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			actx, acancel := context.WithTimeout(ctx, 150*time.Millisecond)
-			defer acancel()
-			c, err := p.client.Dial(actx, "tcp", pairService)
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(150 * time.Millisecond))
-			if _, err := c.Write([]byte("ping\n")); err != nil {
-				return
-			}
-			buf := make([]byte, 64)
-			if n, err := c.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "ping") {
+			if !p.echoOnce(ctx, 150*time.Millisecond) {
 				return
 			}
 			done := time.Now()
@@ -399,6 +387,25 @@ func (p *pairLab) firstConnect(within time.Duration, accept func() bool) (time.T
 		case <-tick.C:
 		}
 	}
+}
+
+// echoOnce opens a new connection to the service from the client and
+// exchanges one line, all within timeout.
+func (p *pairLab) echoOnce(ctx context.Context, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := p.client.Dial(ctx, "tcp", pairService)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	return err == nil && strings.Contains(string(buf[:n]), "ping")
 }
 
 func (p *pairLab) waitReachable(within time.Duration) time.Duration {
@@ -507,19 +514,7 @@ func (p *pairLab) probeGaps() *gapProbe {
 			g.wg.Add(1)
 			go func() {
 				defer g.wg.Done()
-				actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				defer acancel()
-				c, err := p.client.Dial(actx, "tcp", pairService)
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-				if _, err := c.Write([]byte("ping\n")); err != nil {
-					return
-				}
-				buf := make([]byte, 64)
-				if n, err := c.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "ping") {
+				if !p.echoOnce(ctx, 500*time.Millisecond) {
 					return
 				}
 				g.mu.Lock()
