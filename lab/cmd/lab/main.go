@@ -255,6 +255,9 @@ func cmdTest(ctx context.Context, args []string) error {
 	report(res)
 	// The closing line CI reads: every top-level test the guest ran.
 	fmt.Printf("lab: %d passed, %d failed\n", tally.passed, tally.failed)
+	for _, name := range tally.failures {
+		fmt.Printf("lab: FAILED %s\n", name)
+	}
 	if err != nil {
 		return err
 	}
@@ -392,20 +395,32 @@ func cmdKernel(ctx context.Context, args []string) error {
 }
 
 // testTally passes the guest's console through and counts the top-level
-// results go test prints ("--- PASS: TestX", "--- FAIL: TestX").
+// results go test prints ("--- PASS: TestX", "--- FAIL: TestX"). It keeps
+// the names of the failures, because CI shows only the tail of the output
+// and the closing lines must say which tests failed.
 type testTally struct {
 	w              io.Writer
 	passed, failed int
+	failures       []string
+	partial        string
 }
 
 func (t *testTally) Write(b []byte) (int, error) {
-	for _, line := range strings.Split(string(b), "\n") {
-		switch {
-		case strings.HasPrefix(line, "--- PASS: "):
-			t.passed++
-		case strings.HasPrefix(line, "--- FAIL: "):
-			t.failed++
-		}
+	lines := strings.Split(t.partial+string(b), "\n")
+	t.partial = lines[len(lines)-1]
+	for _, line := range lines[:len(lines)-1] {
+		t.count(strings.TrimRight(line, "\r"))
 	}
 	return t.w.Write(b)
+}
+
+func (t *testTally) count(line string) {
+	switch {
+	case strings.HasPrefix(line, "--- PASS: "):
+		t.passed++
+	case strings.HasPrefix(line, "--- FAIL: "):
+		t.failed++
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "--- FAIL: "), " ")
+		t.failures = append(t.failures, name)
+	}
 }
