@@ -117,13 +117,15 @@ services:
   - name: web
     vip: 192.0.2.10
     port: 8080
-    check: {type: http, path: /, interval: 200ms, timeout: 100ms, rise: 2, fall: 2}
+    check: {type: http, path: /, interval: 300ms, timeout: 250ms, rise: 2, fall: 3}
     real_servers:
       - {address: 10.0.1.11}
       - {address: 10.0.2.12}
 `))
-	// rise 2 x 200ms, plus up to 200ms of start jitter, plus slack.
-	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 2*time.Second)
+	// rise 2 x 300ms, plus up to 300ms of start jitter, plus slack. The
+	// timeout leaves room for a guest busy with parallel tests: under
+	// emulation a healthy answer has taken over 100ms.
+	waitKernel(t, dir, "-r 10.0.2.12:8080 -m -w 1", 3*time.Second)
 	t.Logf("the healthy server entered %v after directord started, beside a hung one", time.Since(start).Round(time.Millisecond))
 	if save := ipvsadmSave(t, dir); !strings.Contains(save, "-r 10.0.1.11:8080 -m -w 0") {
 		t.Fatalf("the hung server is not at weight 0:\n%s", save)
