@@ -11,9 +11,12 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/directorlb/director/liveness"
 )
 
 // Spec subscribes one (service, real server) to a probe.
@@ -106,6 +109,10 @@ type Engine struct {
 	firstDelay func(interval time.Duration) time.Duration
 	// maxRunning bounds the runs in flight (default the constant).
 	maxRunning int
+	// loop beats on every turn of the scheduler (SetLoop).
+	loop *liveness.Loop
+	// onResult sees every probe's outcome (OnResult).
+	onResult func(typ string, outcome Outcome, took time.Duration)
 
 	// lateMarks[k] is when (Unix nanoseconds) a run last started at least
 	// lateBounds[k] after its due time: how late the engine has been
@@ -155,6 +162,35 @@ func (e *Engine) OnChange(f func(service string)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.onChange = f
+}
+
+// SetLoop makes the scheduler beat l on every turn, and at least every
+// liveness.Period. Call before Start.
+func (e *Engine) SetLoop(l *liveness.Loop) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.loop = l
+}
+
+// Outcome classifies one probe run for metrics.
+type Outcome string
+
+// The outcomes of a probe run.
+const (
+	Success      Outcome = "success"
+	Failure      Outcome = "failure"
+	Timeout      Outcome = "timeout"
+	Inconclusive Outcome = "inconclusive" // timed out while the engine ran late
+)
+
+// OnResult sets a function given every probe run's check type, outcome
+// and duration. It runs on the probe's goroutine, concurrently for
+// different probes, so it must be safe for concurrent use and quick.
+// Call before Start.
+func (e *Engine) OnResult(f func(typ string, outcome Outcome, took time.Duration)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onResult = f
 }
 
 // Start runs the probes until ctx is done; Set may be called before or
@@ -285,8 +321,11 @@ func (e *Engine) schedule(ctx context.Context) {
 	work := make(chan *probe) // to idle workers: a send succeeds only if one waits
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	alive := time.NewTicker(liveness.Period)
+	defer alive.Stop()
 	running := 0
 	for {
+		e.loop.Beat()
 		e.mu.Lock()
 		added, removed := e.added, e.removed
 		e.added, e.removed = nil, nil
@@ -321,6 +360,7 @@ func (e *Engine) schedule(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-alive.C:
 		case <-e.wake:
 		case <-tick:
 		case p := <-e.done:
@@ -395,6 +435,9 @@ func (e *Engine) run(ctx context.Context, p *probe) bool {
 		return false
 	}
 	end := time.Now()
+	if res.Latency == 0 {
+		res.Latency = end.Sub(start)
+	}
 	timedOut = !res.OK && (timedOut || errors.Is(res.Err, context.DeadlineExceeded) || errors.Is(res.Err, os.ErrDeadlineExceeded))
 	// A run started on time can still be starved while in flight: its
 	// goroutine (and net/http's) wait for a CPU like the rest of the
@@ -501,18 +544,33 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 			p.recovered = now
 		}
 		notify, onChange = slices.Clone(p.services), e.onChange
-		attrs := []any{"type", p.spec.Type, "target", p.spec.Target, "services", notify}
+		// One line per transition, never per probe, with the fields an
+		// admin filters on.
+		attrs := []any{"service", strings.Join(notify, ","), "server", p.spec.Target, "type", p.spec.Type}
 		if p.m.healthy {
-			e.log.Info("real server healthy", attrs...)
+			e.log.Info("real server healthy", append(attrs, "reason", fmt.Sprintf("%d checks passed in a row", p.spec.Rise))...)
 		} else {
-			e.log.Warn("real server unhealthy", append(attrs, "error", errText(res.Err))...)
+			e.log.Warn("real server unhealthy", append(attrs, "reason", errText(res.Err))...)
 		}
 	}
 	next := p.spec.Interval
 	if p.spec.FastInterval > 0 && p.m.transitional() {
 		next = p.spec.FastInterval
 	}
+	onResult := e.onResult
 	e.mu.Unlock()
+	if onResult != nil {
+		outcome := Success
+		switch {
+		case inconclusive:
+			outcome = Inconclusive
+		case timedOut:
+			outcome = Timeout
+		case !res.OK:
+			outcome = Failure
+		}
+		onResult(p.spec.Type, outcome, res.Latency)
+	}
 	if e.observed != nil {
 		e.observed(p.key, res)
 	}
@@ -541,6 +599,19 @@ func (e *Engine) Health(service string, rs netip.AddrPort) (healthy bool, percen
 		return false, 0, false
 	}
 	return p.m.healthy, p.weight, true
+}
+
+// Transition reports whether a (service, real server) is healthy and when
+// its health last changed (or its check was set up); known is false for a
+// pair no Spec mentions.
+func (e *Engine) Transition(service string, rs netip.AddrPort) (healthy bool, since time.Time, known bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.subs[subKey{service, rs}]
+	if p == nil {
+		return false, time.Time{}, false
+	}
+	return p.m.healthy, p.since, true
 }
 
 // Snapshot returns the state of every subscription, sorted by service and

@@ -210,8 +210,8 @@ func TestEngineOnChangeOncePerTransition(t *testing.T) {
 	if n := strings.Count(text, "real server unhealthy"); n != 1 {
 		t.Errorf("%d 'unhealthy' log lines, want 1:\n%s", n, text)
 	}
-	if !strings.Contains(text, `services="[api web]"`) || !strings.Contains(text, "error=failed") {
-		t.Errorf("log lacks the services or the error:\n%s", text)
+	if !strings.Contains(text, "service=api,web") || !strings.Contains(text, "server="+rsA.String()) || !strings.Contains(text, "reason=failed") {
+		t.Errorf("log lacks the service, the server or the reason:\n%s", text)
 	}
 	st := e.Snapshot()
 	if len(st) != 3 || st[0].Service != "api" || st[1].RealServer != rsA || st[2].RealServer != rsB {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,13 +16,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cloudflare/ipvs"
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/directorlb/director/checks"
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/liveness"
+	"github.com/directorlb/director/metrics"
 )
 
 // Options configure a daemon run.
@@ -76,11 +81,19 @@ func Run(ctx context.Context, opts Options) error {
 		log.Warn("cannot read the kernel's table to adopt health; every server starts unhealthy", "err", err)
 	}
 	eng.Set(specs)
+	loops := liveness.New()
+	// Bounds are generous: a stalled loop gets directord restarted by
+	// systemd, which must never happen to one that is merely busy (a
+	// reconcile of a large table, a slow netlink answer).
+	eng.SetLoop(loops.Register("checks", 15*time.Second))
+	var exp *metrics.Exporter // set before anything observes through it
 	d := director.New(director.Options{
-		Kernel:  k,
-		Weights: checks.Weights{Engine: eng},
-		Workers: workers,
-		Logger:  log,
+		Loop:             loops.Register("reconcile", max(60*time.Second, 3*cfg.IPVS.ReconcileInterval)),
+		ObserveReconcile: func(took time.Duration) { exp.Reconciled(took) },
+		Kernel:           k,
+		Weights:          checks.Weights{Engine: eng},
+		Workers:          workers,
+		Logger:           log,
 		// Kept beside the socket: per daemon, root-only, gone at reboot
 		// together with the kernel table it describes.
 		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
@@ -88,12 +101,39 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	s := &server{path: opts.ConfigPath, d: d, eng: eng, log: log, socket: cfg.Control.Socket}
 	s.cfg.Store(cfg)
+	var ready atomic.Bool
+	var pr *pair
+	mk, err := open()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoIPVS, err)
+	}
+	exp = metrics.New(metrics.Sources{
+		Config:     s.cfg.Load,
+		Kernel:     mk,
+		Health:     eng,
+		Reconciles: d,
+		Loops:      loops,
+		Ready:      ready.Load,
+		Log:        log,
+	})
+	if cfg.Failover != nil {
+		exp.SetPair(func(ctx context.Context) (*failover.Status, error) { return pr.status(ctx) })
+	}
+	s.exp = exp
+	eng.OnResult(exp.CheckResult)
 
 	// The socket first: a second directord started by mistake fails on
 	// it before touching the kernel.
 	l, err := control.Listen(cfg.Control.Socket)
 	if err != nil {
 		return err
+	}
+	var ml net.Listener
+	if cfg.Metrics.Listen != "" {
+		if ml, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			l.Close()
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -105,6 +145,13 @@ func Run(ctx context.Context, opts Options) error {
 	go s.ramp(runCtx, pending)
 	dirDone := make(chan error, 1)
 	go func() { dirDone <- d.Run(runCtx, cfg) }()
+	if ml != nil {
+		go func() {
+			if err := exp.Serve(runCtx, ml); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+	}
 	select {
 	case <-d.Ready():
 	case err := <-dirDone:
@@ -113,11 +160,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	// The pair starts once the services are in the kernel, so a director
 	// that becomes active has something to serve.
-	var pr *pair
 	pairCtx, stopPair := context.WithCancel(runCtx)
 	defer stopPair()
 	if cfg.Failover != nil {
-		if pr, err = startPair(pairCtx, cfg, log); err != nil {
+		bound := max(5*time.Second, 10*cfg.Failover.Keepalive)
+		if pr, err = startPair(pairCtx, cfg, log, loops.Register("heartbeat", bound)); err != nil {
 			l.Close()
 			stop()
 			<-dirDone
@@ -136,7 +183,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		stop()
 	}
+	ready.Store(true)
 	log.Info("directord ready", "config", cfg.Path, "node", cfg.Node, "services", len(cfg.Services))
+	notifySystemd(runCtx, exp, log)
 
 	ctlDone := make(chan error, 1)
 	go func() { ctlDone <- control.Serve(runCtx, l, s.handle, log) }()
@@ -147,6 +196,7 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		select {
 		case <-ctx.Done():
+			_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyStopping)
 			stopAll()
 			err := <-dirDone
 			<-ctlDone
@@ -174,6 +224,7 @@ type server struct {
 	// pair is the failover node; nil for a single director. Set before
 	// the control socket serves.
 	pair *pair
+	exp  *metrics.Exporter
 }
 
 // Status is what directorctl status prints: the director's table and
@@ -209,6 +260,7 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 		} else {
 			s.log.Error("reload refused, keeping the running config", "err", err)
 		}
+		s.exp.Reloaded(false)
 		return nil, err
 	}
 	logWarnings(s.log, cfg)
@@ -219,10 +271,15 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 		s.log.Warn("the failover block changed; it takes effect at the next restart")
 	}
 	s.eng.Set(checks.SpecsFor(cfg))
+	if cfg.Metrics.Listen != s.cfg.Load().Metrics.Listen {
+		s.log.Warn("metrics.listen changed; it takes effect at the next restart", "running", s.cfg.Load().Metrics.Listen, "configured", cfg.Metrics.Listen)
+	}
 	res, err := s.d.Reload(ctx, cfg)
 	if err != nil {
+		s.exp.Reloaded(false)
 		return nil, err
 	}
+	s.exp.Reloaded(true)
 	s.cfg.Store(cfg)
 	if s.pair != nil {
 		if err := s.pair.node.SetDigest(ctx, cfg.ServicesDigest()); err != nil {
@@ -281,4 +338,37 @@ func logWarnings(log *slog.Logger, cfg *config.Config) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w.Error())
 	}
+}
+
+// notifySystemd tells systemd (Type=notify) that directord is ready and,
+// under WatchdogSec, pings the watchdog while every loop is turning: a
+// wedged directord stops pinging and systemd restarts it. Outside systemd
+// it does nothing.
+func notifySystemd(ctx context.Context, exp *metrics.Exporter, log *slog.Logger) {
+	if _, err := sdnotify.SdNotify(false, sdnotify.SdNotifyReady); err != nil {
+		log.Warn("systemd: cannot notify readiness", "err", err)
+	}
+	every, err := sdnotify.SdWatchdogEnabled(false)
+	if err != nil || every <= 0 {
+		return
+	}
+	go func() {
+		t := time.NewTicker(every / 3)
+		defer t.Stop()
+		wasOK := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			ok, report := exp.Healthy()
+			if ok {
+				_, _ = sdnotify.SdNotify(false, sdnotify.SdNotifyWatchdog)
+			} else if wasOK {
+				log.Error("a loop stalled; no longer pinging the systemd watchdog", "loops", report)
+			}
+			wasOK = ok
+		}
+	}()
 }

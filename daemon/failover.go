@@ -9,6 +9,7 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/liveness"
 )
 
 // GuardArg is the hidden argument that makes directord the VIP guard: the
@@ -26,7 +27,7 @@ type pair struct {
 // startPair opens everything the failover block names and starts the
 // node. Anything that cannot be opened (the key file, a link, the sync
 // daemon's netlink) stops the start, before any VIP is touched.
-func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pair, error) {
+func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger, loop *liveness.Loop) (*pair, error) {
 	fo := cfg.Failover
 	p := &pair{done: make(chan error, 1)}
 	ok := false
@@ -57,6 +58,7 @@ func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pair
 		p.close = append(p.close, link.Close)
 	}
 	nc := failover.NodeConfig{
+		Loop: loop,
 		Params: failover.Params{
 			Node:         cfg.Node,
 			Priority:     uint8(fo.Priority),

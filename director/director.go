@@ -5,9 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/liveness"
 )
 
 // Director owns the configuration in force and the reconciler. One
@@ -24,6 +26,11 @@ type Director struct {
 	reqs      chan func(*state)
 	ready     chan struct{}
 	stopped   chan struct{}
+	loop      *liveness.Loop
+	observe   func(time.Duration)
+	// lastOK is when a reconcile last left the kernel as configured
+	// (unix ns); atomic for the metrics endpoint.
+	lastOK atomic.Int64
 }
 
 // state is what only Run's goroutine touches.
@@ -49,6 +56,12 @@ type Options struct {
 	// DrainPath keeps the drained servers across restarts; "" keeps
 	// them in memory.
 	DrainPath string
+	// Loop beats on every turn of Run's loop, and at least every
+	// liveness.Period; nil: nobody watches.
+	Loop *liveness.Loop
+	// ObserveReconcile, if set, is given the duration of every
+	// reconcile (read, diff, apply).
+	ObserveReconcile func(time.Duration)
 }
 
 // New makes a Director for an already validated configuration.
@@ -69,6 +82,8 @@ func New(opts Options) *Director {
 		reqs:      make(chan func(*state)),
 		ready:     make(chan struct{}),
 		stopped:   make(chan struct{}),
+		loop:      opts.Loop,
+		observe:   opts.ObserveReconcile,
 	}
 	d.weights = drainWeights{inner: opts.Weights, drained: d.drained}
 	d.loadDrains()
@@ -93,8 +108,12 @@ func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 	close(d.ready)
 	tick := time.NewTicker(cfg.IPVS.ReconcileInterval)
 	defer tick.Stop()
+	alive := time.NewTicker(liveness.Period)
+	defer alive.Stop()
 	for {
+		d.loop.Beat()
 		select {
+		case <-alive.C:
 		case <-ctx.Done():
 			if st.cfg.IPVS.CleanupOnExit {
 				res := d.rec.RemoveOwned()
@@ -115,6 +134,19 @@ func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 	}
 }
 
+// Counters are the reconciler's totals since start; safe to read at any
+// time.
+func (d *Director) Counters() *Counters { return d.rec.Counters }
+
+// LastSuccess is when a reconcile last left the kernel as configured;
+// zero before the first. Safe to call at any time.
+func (d *Director) LastSuccess() time.Time {
+	if ns := d.lastOK.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // Ready is closed once the first reconcile has been done.
 func (d *Director) Ready() <-chan struct{} { return d.ready }
 
@@ -123,6 +155,9 @@ func (d *Director) Ready() <-chan struct{} { return d.ready }
 // the first one and those asked for read everything.
 func (d *Director) reconcile(st *state, full bool) Result {
 	st.reconcile++
+	if d.observe != nil {
+		defer func(start time.Time) { d.observe(time.Since(start)) }(time.Now())
+	}
 	refresh := d.rec.RefreshRotating
 	if full {
 		refresh = d.rec.Refresh
@@ -130,6 +165,7 @@ func (d *Director) reconcile(st *state, full bool) Result {
 	drift, err := refresh()
 	if err != nil {
 		st.lastErr = err
+		d.rec.Counters.Errors.Add(1)
 		d.log.Error("cannot read the kernel's IPVS table", "err", err)
 		return Result{Failed: 1, Errors: []error{err}}
 	}
@@ -139,6 +175,7 @@ func (d *Director) reconcile(st *state, full bool) Result {
 	res := d.rec.Apply(st.desired)
 	if res.Failed == 0 {
 		st.lastOK, st.lastErr = time.Now(), nil
+		d.lastOK.Store(st.lastOK.UnixNano())
 	} else {
 		st.lastErr = errors.Join(res.Errors...)
 	}
@@ -175,6 +212,9 @@ func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, erro
 			d.log.Error("ipvs timeouts", "err", err)
 		}
 		res = d.rec.Apply(st.desired)
+		if res.Failed == 0 {
+			d.lastOK.Store(time.Now().UnixNano())
+		}
 	})
 	return res, err
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cloudflare/ipvs"
 	"github.com/directorlb/director/config"
@@ -33,17 +34,18 @@ type Reconciler struct {
 	// removed from the config while directord was down is still removed.
 	statePath string
 	foreign   []SvcKey
-	Counters  Counters
+	Counters  *Counters
 
 	rotation []SvcKey // RefreshRotating's order of reading destinations
 	cursor   int
 }
 
-// Counters are totals since start, for status and metrics.
+// Counters are totals since start, for status and metrics. They are
+// atomic: the metrics endpoint reads them while the loop runs.
 type Counters struct {
-	Applied map[OpKind]uint64
-	Errors  uint64
-	Drift   uint64
+	Applied [len(opNames)]atomic.Uint64 // by OpKind
+	Errors  atomic.Uint64
+	Drift   atomic.Uint64
 }
 
 // Result is what one Apply did.
@@ -58,7 +60,7 @@ type Result struct {
 // NewReconciler starts with an empty view; call Refresh before Apply.
 func NewReconciler(k Kernel, log *slog.Logger, statePath string) *Reconciler {
 	r := &Reconciler{k: k, log: log, view: Table{}, owned: map[SvcKey]bool{}, statePath: statePath,
-		Counters: Counters{Applied: map[OpKind]uint64{}}}
+		Counters: &Counters{}}
 	r.loadOwned()
 	return r
 }
@@ -94,7 +96,7 @@ func (r *Reconciler) Refresh() ([]string, error) {
 			fresh, drift = again, intersect(drift, r.drift(again))
 		}
 	}
-	r.Counters.Drift += uint64(len(drift))
+	r.Counters.Drift.Add(uint64(len(drift)))
 	r.view = fresh
 	return drift, nil
 }
@@ -160,7 +162,7 @@ func (r *Reconciler) RefreshRotating() ([]string, error) {
 			fresh, drift = again, intersect(drift, r.drift(again))
 		}
 	}
-	r.Counters.Drift += uint64(len(drift))
+	r.Counters.Drift.Add(uint64(len(drift)))
 	r.view = fresh
 	return drift, nil
 }
@@ -372,14 +374,14 @@ func (r *Reconciler) execute(ops []Op) Result {
 		if err := errs[i]; err != nil {
 			res.failed[KeyOf(op.Service)] = true
 			res.Failed++
-			r.Counters.Errors++
+			r.Counters.Errors.Add(1)
 			res.Errors = append(res.Errors, fmt.Errorf("%s: %w", op, err))
 			r.log.Error("kernel refused a change", "op", op.Kind.String(), "service", op.Name, "key", KeyOf(op.Service).String(), "destination", destLabel(op), "err", err)
 			continue
 		}
 		r.record(op)
 		res.Applied++
-		r.Counters.Applied[op.Kind]++
+		r.Counters.Applied[op.Kind].Add(1)
 		if verbose {
 			r.log.Info("ipvs changed", opAttrs(op)...)
 		} else {

@@ -10,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/directorlb/director/liveness"
 )
 
 // vipHolder adds, announces and removes the VIPs (VIPs in vip.go).
@@ -57,6 +59,9 @@ type NodeConfig struct {
 	// VIPs (ProbeVIPs in vipprobe.go); nil: no probe.
 	ProbeVIPs func(ctx context.Context) ([]VIPAnswer, error)
 	Log       *slog.Logger
+	// Loop beats on every turn of the state goroutine (liveness); nil:
+	// nobody watches.
+	Loop *liveness.Loop
 }
 
 // Node is one director of the pair. One goroutine (Run) owns all its
@@ -121,6 +126,7 @@ type linkState struct {
 	heard      time.Time
 	up         bool
 	received   uint64
+	sent       uint64
 	sendErrors uint64
 	lastErr    string
 }
@@ -154,6 +160,8 @@ type state struct {
 	probes []probeResult
 	events chan func(*state)
 	notify chan Role
+	// transitions counts role changes by the role entered.
+	transitions [len(roleNames)]uint64
 }
 
 type probeResult struct {
@@ -251,6 +259,7 @@ func (n *Node) Run(ctx context.Context) error {
 	s.send(KindHeartbeat)
 	s.probe(ctx)
 	for {
+		n.cfg.Loop.Beat()
 		s.evaluate(ctx)
 		if d := s.el.Deadline(); !d.IsZero() {
 			deadline.Reset(max(time.Until(d), 0) + time.Millisecond)
@@ -588,6 +597,7 @@ func (s *state) become(ctx context.Context, r Role, why Reason) {
 func (s *state) setRole(r, from Role, why Reason) {
 	s.el.SetRole(r)
 	s.since = time.Now()
+	s.transitions[r]++
 	peer := ""
 	if m, _, ok := s.el.Peer(); ok {
 		peer = m.Node
@@ -666,6 +676,7 @@ func (s *state) send(kind Kind) {
 			}
 		} else {
 			s.links[i].lastErr = ""
+			s.links[i].sent++
 		}
 	}
 }

@@ -17,16 +17,11 @@ const (
 // Roles lists every role, for metrics that export one series per role.
 var Roles = []Role{RoleInit, RoleStandby, RoleActive, RoleFault}
 
+var roleNames = [...]string{RoleInit: "init", RoleStandby: "standby", RoleActive: "active", RoleFault: "fault"}
+
 func (r Role) String() string {
-	switch r {
-	case RoleInit:
-		return "init"
-	case RoleStandby:
-		return "standby"
-	case RoleActive:
-		return "active"
-	case RoleFault:
-		return "fault"
+	if int(r) < len(roleNames) {
+		return roleNames[r]
 	}
 	return "unknown"
 }

@@ -23,10 +23,12 @@ type Status struct {
 	SyncError string `json:"sync_error,omitempty"`
 	// Refused heartbeats: wrong key, unreadable, replayed or stale, and
 	// authentic ones carrying this director's own name from another boot.
-	Forged    uint64 `json:"forged"`
-	Malformed uint64 `json:"malformed"`
-	Replayed  uint64 `json:"replayed"`
-	SameName  uint64 `json:"same_name"`
+	Forged uint64 `json:"forged"`
+	// Transitions counts role changes by the role entered.
+	Transitions map[string]uint64 `json:"transitions,omitempty"`
+	Malformed   uint64            `json:"malformed"`
+	Replayed    uint64            `json:"replayed"`
+	SameName    uint64            `json:"same_name"`
 }
 
 // PeerStatus is the peer as its last heartbeat described it.
@@ -49,6 +51,7 @@ type LinkStatus struct {
 	// if none ever came.
 	LastHeardMS int64  `json:"last_heard_ms"`
 	Received    uint64 `json:"received"`
+	Sent        uint64 `json:"sent"`
 	SendErrors  uint64 `json:"send_errors"`
 	LastError   string `json:"last_error,omitempty"`
 }
@@ -97,6 +100,14 @@ func (s *state) status(now time.Time) Status {
 		Fault:    s.el.Fault(),
 		Ping:     PingStatus{Reached: s.el.PingReached(), Total: s.n.cfg.PingTotal},
 	}
+	for r, k := range s.transitions {
+		if k > 0 {
+			if st.Transitions == nil {
+				st.Transitions = map[string]uint64{}
+			}
+			st.Transitions[Role(r).String()] = k
+		}
+	}
 	switch pref, _ := s.el.Pref(); pref {
 	case 1:
 		st.Request = "takeover"
@@ -126,7 +137,7 @@ func (s *state) status(now time.Time) Status {
 		}
 		st.Links = append(st.Links, LinkStatus{
 			Name: l.Name(), Up: ls.up, LastHeardMS: age,
-			Received: ls.received, SendErrors: ls.sendErrors, LastError: ls.lastErr,
+			Received: ls.received, Sent: ls.sent, SendErrors: ls.sendErrors, LastError: ls.lastErr,
 		})
 	}
 	return st
