@@ -115,7 +115,7 @@ func (d *pairDir) config() string {
 control:
   socket: %s
 metrics:
-  listen: ""
+  listen: "127.0.0.1:9474"
 defaults:
   check: {type: tcp, interval: 200ms, timeout: 500ms, rise: 1, fall: 2}
 ipvs:
