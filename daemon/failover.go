@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/failover"
@@ -19,6 +20,8 @@ const GuardArg = failover.GuardArg
 // pair is the running failover node and what it holds open.
 type pair struct {
 	node  *failover.Node
+	vips  *failover.VIPs
+	list  []failover.VIP
 	guard *failover.Guard
 	close []func() error
 	done  chan error
@@ -99,7 +102,8 @@ func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger, loop *
 				nc.VIPInterfaces = append(nc.VIPInterfaces, v.Interface)
 			}
 		}
-		nc.VIPs = failover.NewVIPs(vips, log, failover.WithGuard(p.guard))
+		p.vips, p.list = failover.NewVIPs(vips, log, failover.WithGuard(p.guard)), vips
+		nc.VIPs = p.vips
 		nc.ProbeVIPs = func(ctx context.Context) ([]failover.VIPAnswer, error) { return failover.ProbeVIPs(ctx, vips) }
 	}
 	if fo.Sync != nil {
@@ -159,6 +163,15 @@ func (p *pair) status(ctx context.Context) (*failover.Status, error) {
 	st, err := p.node.Status(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if p.vips != nil {
+		held, err := p.vips.Held()
+		if err != nil {
+			return nil, fmt.Errorf("read the VIPs: %w", err)
+		}
+		for _, v := range p.list {
+			st.VIPs = append(st.VIPs, failover.VIPStatus{Address: v.Prefix.String(), Interface: v.Interface, Held: slices.Contains(held, v)})
+		}
 	}
 	return &st, nil
 }

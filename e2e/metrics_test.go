@@ -281,6 +281,12 @@ func TestFailoverMetrics(t *testing.T) {
 	if v := after.must(t, "director_failover_transitions_total", "to", "active"); v != before+1 {
 		t.Errorf("transitions to active %v -> %v, want +1", before, v)
 	}
+	if v := after.must(t, "director_failover_vip_held", "address", "192.0.2.10/24"); v != 1 {
+		t.Errorf("d2 holds the VIP = %v after taking over", v)
+	}
+	if v := s2.must(t, "director_failover_vip_held", "address", "192.0.2.10/24"); v != 0 {
+		t.Errorf("d2 held the VIP = %v while standby", v)
+	}
 	if v := after.must(t, "director_failover_sync_daemon", "state", "master"); v != 1 {
 		t.Errorf("d2's master sync daemon = %v after taking over", v)
 	}

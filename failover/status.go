@@ -19,6 +19,10 @@ type Status struct {
 	Links   []LinkStatus `json:"links"`
 	Ping    PingStatus   `json:"ping"`
 	Sync    []SyncStatus `json:"sync,omitempty"`
+	// VIPs are the addresses the active director holds, and whether
+	// this director holds each now (filled in by the caller, which owns
+	// the VIPs).
+	VIPs []VIPStatus `json:"vips,omitempty"`
 	// SyncError is why the kernel's sync daemons could not be read.
 	SyncError string `json:"sync_error,omitempty"`
 	// Refused heartbeats: wrong key, unreadable, replayed or stale, and
@@ -60,6 +64,13 @@ type LinkStatus struct {
 type PingStatus struct {
 	Reached int `json:"reached"`
 	Total   int `json:"total"`
+}
+
+// VIPStatus is one VIP as the kernel has it now.
+type VIPStatus struct {
+	Address   string `json:"address"`
+	Interface string `json:"interface"`
+	Held      bool   `json:"held"`
 }
 
 // SyncStatus is one of the kernel's IPVS sync daemons.

@@ -16,7 +16,7 @@ type pairCollector struct {
 	status func(ctx context.Context) (*failover.Status, error)
 
 	role, peerRole, transitions, sent, received, sendErrors, linkUp, age,
-	rejected, peerAlive, mismatch, pingReached, pingTotal, syncd *prometheus.Desc
+	rejected, peerAlive, mismatch, pingReached, pingTotal, syncd, vip *prometheus.Desc
 }
 
 func newPairCollector(status func(ctx context.Context) (*failover.Status, error)) *pairCollector {
@@ -39,6 +39,7 @@ func newPairCollector(status func(ctx context.Context) (*failover.Status, error)
 		pingReached: d("ping_nodes_reached", "Ping nodes that answer."),
 		pingTotal:   d("ping_nodes", "Ping nodes configured."),
 		syncd:       d("sync_daemon", "1 for each kernel IPVS sync daemon running, by state (master, backup).", "state"),
+		vip:         d("vip_held", "1 if this director holds the VIP on its interface now.", "address", "interface"),
 	}
 }
 
@@ -89,6 +90,9 @@ func (c *pairCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.mismatch, boolValue(mismatch))
 	gauge(c.pingReached, float64(st.Ping.Reached))
 	gauge(c.pingTotal, float64(st.Ping.Total))
+	for _, v := range st.VIPs {
+		gauge(c.vip, boolValue(v.Held), v.Address, v.Interface)
+	}
 	running := map[string]bool{}
 	for _, s := range st.Sync {
 		running[s.State] = true

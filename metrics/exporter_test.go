@@ -172,7 +172,8 @@ func TestScrapeJoinsKernelConfigAndHealth(t *testing.T) {
 		return &failover.Status{Role: "standby", Transitions: map[string]uint64{"standby": 1, "active": 2},
 			Links:  []failover.LinkStatus{{Name: "udp eth1 10.9.0.2", Up: true, LastHeardMS: 80, Received: 40, Sent: 41}},
 			Forged: 5, Peer: &failover.PeerStatus{Role: "active", Alive: true, ConfigMatch: false},
-			Sync: []failover.SyncStatus{{State: "backup"}}}, nil
+			Sync: []failover.SyncStatus{{State: "backup"}},
+			VIPs: []failover.VIPStatus{{Address: "192.0.2.10/24", Interface: "eth0", Held: false}}}, nil
 	})
 	e.CheckResult("http", checks.Success, 20*time.Millisecond)
 	e.CheckResult("http", checks.Timeout, time.Second)
@@ -228,6 +229,7 @@ func TestScrapeJoinsKernelConfigAndHealth(t *testing.T) {
 		{"director_failover_config_mismatch", nil, 1},
 		{"director_failover_sync_daemon", map[string]string{"state": "backup"}, 1},
 		{"director_failover_sync_daemon", map[string]string{"state": "master"}, 0},
+		{"director_failover_vip_held", map[string]string{"address": "192.0.2.10/24", "interface": "eth0"}, 0},
 		{"director_loop_stalled", map[string]string{"loop": "reconcile"}, 0},
 		{"director_kernel_read_success", nil, 1},
 		{"director_build_info", nil, 1},
