@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,4 +297,69 @@ func TestFailoverMetrics(t *testing.T) {
 			t.Errorf("link %v still up with the peer dead", l.GetLabel())
 		}
 	}
+}
+
+// TestDirectordSystemdNotify: under systemd's Type=notify with a
+// watchdog, directord says READY=1 once its first reconcile is done,
+// pings WATCHDOG=1 while its loops turn, and says STOPPING=1 at SIGTERM.
+// The notify socket is systemd's protocol, played here by the test.
+func TestDirectordSystemdNotify(t *testing.T) {
+	t.Parallel()
+	n := topo.New(t)
+	h := n.Host("sd")
+	tmp := t.TempDir()
+	sock := filepath.Join(tmp, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := writeConfig(t, tmp, configHeader(tmp)+"services:\n  - name: web\n    vip: 192.0.2.10\n    port: 80\n    real_servers:\n      - {address: 10.0.0.1}\n")
+	lw := topo.NewLogWatch(os.Stdout, "[sd directord] ")
+	cmd := exec.Command("/bin/directord", "-config", cfg)
+	cmd.Stdout, cmd.Stderr = lw, lw
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=300000")
+	start := time.Now()
+	p, err := h.StartCmd(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(within time.Duration) string {
+		t.Helper()
+		buf := make([]byte, 512)
+		_ = conn.SetReadDeadline(time.Now().Add(within))
+		k, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification within %s: %v", within, err)
+		}
+		return string(buf[:k])
+	}
+	if msg := next(15 * time.Second); msg != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", msg)
+	}
+	if _, err := lw.Wait(0, "directord ready", time.Second); err != nil {
+		t.Fatal("READY=1 came before directord was ready")
+	}
+	t.Logf("READY=1 %v after start", time.Since(start).Round(time.Millisecond))
+	// WatchdogSec 300ms: pings come every 100ms while the loops turn.
+	pings := 0
+	for pings < 5 {
+		if msg := next(time.Second); msg != "WATCHDOG=1" {
+			t.Fatalf("notification %q, want WATCHDOG=1", msg)
+		}
+		pings++
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg := next(5 * time.Second)
+		if msg == "STOPPING=1" {
+			break
+		}
+		if msg != "WATCHDOG=1" {
+			t.Fatalf("notification %q at stop", msg)
+		}
+	}
+	<-p.Done()
 }

@@ -162,6 +162,29 @@ type state struct {
 	notify chan Role
 	// transitions counts role changes by the role entered.
 	transitions [len(roleNames)]uint64
+	// ticks are the latest intervals between heartbeat ticks: how late
+	// this host runs now (probeTimeout).
+	ticks   [32]time.Duration
+	tickPos int
+}
+
+func (s *state) noteTick(d time.Duration) {
+	s.ticks[s.tickPos%len(s.ticks)] = d
+	s.tickPos++
+}
+
+// probeTimeout is how long the VIP probe listens for an answer. A live
+// kernel answers ARP at once, so one keepalive is plenty on a healthy
+// host; on a loaded one this process hears the answer late, as late as
+// its ticks run, and mistaking that for silence would put the VIPs on
+// the network twice. So the wait grows by twice the worst lateness of
+// the recent ticks.
+func (s *state) probeTimeout() time.Duration {
+	worst := time.Duration(0)
+	for _, d := range s.ticks {
+		worst = max(worst, d)
+	}
+	return s.n.cfg.Keepalive + 2*max(worst-s.n.cfg.Keepalive, 0)
 }
 
 type probeResult struct {
@@ -229,9 +252,12 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
 	hookCtx, stopHooks := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHooks()
+	// At a stop the role changes already made are still notified, in
+	// order, each within the hook timeout: an admin's notify script
+	// must not miss the last change because directord stopped after it.
+	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); n.runNotify(hookCtx, s.notify) }()
 	defer close(s.notify)
@@ -275,6 +301,7 @@ func (n *Node) Run(ctx context.Context) error {
 				// The peer may already count this director as dead.
 				n.log.Warn("failover: heartbeats went out late; the host is overloaded", "interval", lag.Round(time.Millisecond), "keepalive", n.cfg.Keepalive)
 			}
+			s.noteTick(time.Since(lastTick))
 			lastTick = time.Now()
 			s.drain(ctx, frames)
 			s.send(KindHeartbeat)
@@ -508,7 +535,7 @@ func (s *state) confirmTakeover(ctx context.Context, why Reason) {
 		// The peer is alive and not serving: no fence, no ping check.
 		p, fence = nil, nil
 	}
-	timeout, hookTimeout, keepalive := s.n.cfg.Deadtime, s.n.cfg.HookTimeout, s.n.cfg.Keepalive
+	timeout, hookTimeout, probeTimeout := s.n.cfg.Deadtime, s.n.cfg.HookTimeout, s.probeTimeout()
 	go func() {
 		reached, probed := 0, false
 		if p != nil && p.Total() > 0 {
@@ -521,11 +548,11 @@ func (s *state) confirmTakeover(ctx context.Context, why Reason) {
 			ferr = runHook(ctx, hookTimeout, fence, peerName)
 		}
 		// A live kernel answers ARP at once, even when its directord is
-		// stalled: one keepalive is long enough to hear it.
+		// stalled (see probeTimeout).
 		var answers []VIPAnswer
 		var perr error
 		if probeVIPs != nil && (!probed || reached > 0) && ferr == nil {
-			pctx, cancel := context.WithTimeout(ctx, keepalive)
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			answers, perr = probeVIPs(pctx)
 			cancel()
 		}

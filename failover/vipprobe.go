@@ -48,16 +48,18 @@ func probeARP(ctx context.Context, iface string, ip netip.Addr) (net.HardwareAdd
 	if err != nil {
 		return nil, err
 	}
+	wait := 100 * time.Millisecond
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = time.Until(deadline)
+	}
 	c, err := arp.Dial(ifi)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(100 * time.Millisecond)
-	}
-	if err := c.SetDeadline(deadline); err != nil {
+	// The wait starts once the socket is open: on a loaded host opening
+	// it can take a good part of the time allowed.
+	if err := c.SetDeadline(time.Now().Add(wait)); err != nil {
 		return nil, err
 	}
 	mac, err := c.Resolve(ip)
