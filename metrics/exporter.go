@@ -244,7 +244,7 @@ func (e *Exporter) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
-// Serve serves the handler on addr until ctx ends.
+// Serve serves the handler on l until ctx ends.
 func (e *Exporter) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

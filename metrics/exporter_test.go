@@ -20,10 +20,9 @@ import (
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
 	"github.com/directorlb/director/liveness"
+	"github.com/directorlb/director/metrics/promtext"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // fakeKernel holds services and their destinations.
@@ -90,7 +89,7 @@ func farm(t *testing.T) (*config.Config, *fakeKernel) {
 	return cfg, k
 }
 
-func scrape(t *testing.T, e *Exporter, gz bool) (map[string]*dto.MetricFamily, string) {
+func scrape(t *testing.T, e *Exporter, gz bool) (promtext.Page, string) {
 	t.Helper()
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()
@@ -118,8 +117,7 @@ func scrape(t *testing.T, e *Exporter, gz bool) (map[string]*dto.MetricFamily, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(bytes.NewReader(text))
+	mfs, err := promtext.Parse(bytes.NewReader(text))
 	if err != nil {
 		t.Fatalf("the page does not parse: %v\n%s", err, text)
 	}
@@ -127,33 +125,13 @@ func scrape(t *testing.T, e *Exporter, gz bool) (map[string]*dto.MetricFamily, s
 }
 
 // value returns the sample of family name whose labels include want.
-func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+func value(t *testing.T, mfs promtext.Page, name string, want map[string]string) (float64, bool) {
 	t.Helper()
-	mf := mfs[name]
-	if mf == nil {
-		return 0, false
+	var pairs []string
+	for k, v := range want {
+		pairs = append(pairs, k, v)
 	}
-next:
-	for _, m := range mf.GetMetric() {
-		got := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			got[lp.GetName()] = lp.GetValue()
-		}
-		for k, v := range want {
-			if got[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
+	return mfs.Value(name, pairs...)
 }
 
 func TestScrapeJoinsKernelConfigAndHealth(t *testing.T) {

@@ -245,16 +245,17 @@ func kernelStat(f func(*ipvs.Stats) uint64) func(*ipvs.Stats) float64 {
 	return func(s *ipvs.Stats) float64 { return float64(f(s)) }
 }
 
-// statFamilies are the kernel's counters and rates, for services and real
-// servers alike; prefix is director_service_ or director_realserver_.
-func statFamilies(what string) []struct {
+// statFamily is one of the kernel's counters or rates, named after the
+// prefix (director_service_ or director_realserver_).
+type statFamily struct {
 	suffix, help, typ string
 	get               func(*ipvs.Stats) float64
-} {
-	return []struct {
-		suffix, help, typ string
-		get               func(*ipvs.Stats) float64
-	}{
+}
+
+// statFamilies are the kernel's counters and rates, for services and real
+// servers alike.
+func statFamilies(what string) []statFamily {
+	return []statFamily{
 		{"connections_total", "Connections the kernel scheduled to " + what + ".", "counter", kernelStat(func(s *ipvs.Stats) uint64 { return s.Connections })},
 		{"incoming_packets_total", "Packets from clients to " + what + ".", "counter", kernelStat(func(s *ipvs.Stats) uint64 { return s.IncomingPackets })},
 		{"outgoing_packets_total", "Packets from " + what + " to clients (NAT only: with DR and TUN replies bypass the director).", "counter", kernelStat(func(s *ipvs.Stats) uint64 { return s.OutgoingPackets })},
