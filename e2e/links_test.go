@@ -106,6 +106,8 @@ func TestHeartbeatLinks(t *testing.T) {
 	sw1, sw2 := n.Switch("hb1"), n.Switch("hb2")
 	aIf1, bIf1 := sw1.Plug(a, "10.71.1.1/24"), sw1.Plug(b, "10.71.1.2/24")
 	aIf2, bIf2 := sw2.Plug(a, "10.71.2.1/24,fd71:2::1/64"), sw2.Plug(b, "10.71.2.2/24,fd71:2::2/64")
+	a.WaitIPv6(aIf2, 5*time.Second)
+	b.WaitIPv6(bIf2, 5*time.Second)
 
 	const port = 694
 	group4, group6 := netip.MustParseAddr("239.192.0.18"), netip.MustParseAddr("ff02::12")

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -250,6 +251,31 @@ func (h *Host) Addr(ifName, cidr string) {
 		a.Flags |= unix.IFA_F_NODAD
 	}
 	h.must(h.nl.AddrAdd(l, a), "add %s to %s", cidr, ifName)
+}
+
+// WaitIPv6 waits until IPv6 runs on an interface: the kernel starts it
+// (link-local address, multicast route) only once the link has carrier,
+// which it learns asynchronously, up to a second after the link is set
+// up. Until then, sending IPv6 multicast there fails with "network is
+// unreachable".
+func (h *Host) WaitIPv6(ifName string, within time.Duration) {
+	h.net.tb.Helper()
+	l, err := h.nl.LinkByName(ifName)
+	h.must(err, "find %s", ifName)
+	deadline := time.Now().Add(within)
+	for {
+		addrs, err := h.nl.AddrList(l, netlink.FAMILY_V6)
+		h.must(err, "list the addresses of %s", ifName)
+		for _, a := range addrs {
+			if a.IP.IsLinkLocalUnicast() {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.must(fmt.Errorf("no IPv6 link-local address after %s", within), "wait for IPv6 on %s", ifName)
+		}
+		time.Sleep(10 * time.Millisecond) // no event to await short of a netlink subscription
+	}
 }
 
 // DelAddr removes an address from an interface.
