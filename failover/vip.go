@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -253,6 +254,12 @@ func (v *VIPs) add(vip VIP) error {
 		// Without it the address stays tentative for a second or more,
 		// during which nothing can use it: too long for a takeover.
 		a.Flags = unix.IFA_F_NODAD
+		// Deprecated (preferred lifetime 0, valid for ever): IPv6 would
+		// otherwise pick the newest address, the VIP, as the source of
+		// the director's own packets (health checks, IPVS tunnels), and
+		// DR/TUN real servers, which hold the VIP, drop those as their
+		// own. Traffic to the VIP is served all the same.
+		a.PreferedLft, a.ValidLft = 0, math.MaxUint32
 	}
 	if err := v.table.AddrReplace(link, a); err != nil {
 		return fmt.Errorf("add vip %s: %w", vip, err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -152,7 +153,7 @@ func (t *fakeAddrTable) on(ifName string) []string {
 	defer t.mu.Unlock()
 	var out []string
 	for _, a := range t.addrs[ifName] {
-		out = append(out, fmt.Sprintf("%s flags=%#x", a.IPNet, a.Flags))
+		out = append(out, fmt.Sprintf("%s flags=%#x preferred=%d valid=%d", a.IPNet, a.Flags, a.PreferedLft, a.ValidLft))
 	}
 	return out
 }
@@ -269,11 +270,12 @@ func TestAcquireAddsThenAnnouncesEach(t *testing.T) {
 	if err := r.vips.Acquire(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := r.table.on("eth0"), []string{"192.0.2.10/24 flags=0x0"}; !slices.Equal(got, want) {
+	if got, want := r.table.on("eth0"), []string{"192.0.2.10/24 flags=0x0 preferred=0 valid=0"}; !slices.Equal(got, want) {
 		t.Errorf("eth0 holds %v, want %v", got, want)
 	}
-	// IPv6 without duplicate address detection, usable at once.
-	if got, want := r.table.on("eth1"), []string{fmt.Sprintf("2001:db8::10/64 flags=%#x", unix.IFA_F_NODAD)}; !slices.Equal(got, want) {
+	// IPv6 without duplicate address detection, usable at once, and
+	// deprecated, so never the source of the director's own packets.
+	if got, want := r.table.on("eth1"), []string{fmt.Sprintf("2001:db8::10/64 flags=%#x preferred=0 valid=%d", unix.IFA_F_NODAD, uint32(math.MaxUint32))}; !slices.Equal(got, want) {
 		t.Errorf("eth1 holds %v, want %v", got, want)
 	}
 	want := []string{
@@ -473,7 +475,7 @@ func TestReleaseRemovesWhateverIsThere(t *testing.T) {
 	if err := r.vips.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := r.table.on("eth0"), []string{"192.0.2.1/24 flags=0x0"}; !slices.Equal(got, want) {
+	if got, want := r.table.on("eth0"), []string{"192.0.2.1/24 flags=0x0 preferred=0 valid=0"}; !slices.Equal(got, want) {
 		t.Errorf("eth0 holds %v, want %v", got, want)
 	}
 	if got := r.table.on("eth1"); len(got) != 0 {
