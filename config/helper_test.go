@@ -46,3 +46,22 @@ func TestParseRealServerHostErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRealServerHost: any file yields a host config or placed
+// errors, never both, never neither, never a panic.
+func FuzzParseRealServerHost(f *testing.F) {
+	f.Add([]byte("mode: tun\nvips: [192.0.2.10, \"2001:db8::10\"]\ninterface: eth0\nstate: /run/rs.json\n"))
+	f.Add([]byte("mode: dr\nvips: 192.0.2.10\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := config.ParseRealServerHost("fuzz.yaml", data)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("got %+v and %v", c, err)
+		}
+		if err != nil && !errors.Is(err, config.ErrInvalid) {
+			t.Fatalf("error %v is not ErrInvalid", err)
+		}
+		if c != nil && (len(c.VIPs) == 0 || (c.Mode != "dr" && c.Mode != "tun")) {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
+}
