@@ -1,10 +1,7 @@
 package config
 
 import (
-	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 
 	"gopkg.in/yaml.v3"
@@ -30,14 +27,9 @@ type RealServerHost struct {
 
 // LoadRealServerHost reads and validates the helper's file at path.
 func LoadRealServerHost(path string) (*RealServerHost, error) {
-	f, err := os.Open(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
+		return nil, err
 	}
 	return ParseRealServerHost(path, data)
 }
@@ -45,13 +37,8 @@ func LoadRealServerHost(path string) (*RealServerHost, error) {
 // ParseRealServerHost is LoadRealServerHost for a file already read.
 func ParseRealServerHost(path string, data []byte) (*RealServerHost, error) {
 	d := &decoder{file: path}
-	if len(data) > MaxSize {
-		d.errorf(nil, "document", "the file is larger than %d MiB; this is not a realserver configuration", MaxSize>>20)
-		return nil, d.result()
-	}
-	root, err := parseYAML(data)
-	if err != nil {
-		d.syntaxError(err, data)
+	root, ok := d.document(data, "a realserver configuration")
+	if !ok {
 		return nil, d.result()
 	}
 	h := d.realServerHost(root)

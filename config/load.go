@@ -32,6 +32,16 @@ const maxSocketPath = 107
 // Load reads, defaults and validates the configuration at path. An invalid
 // file yields Errors; a file that cannot be read, the os error.
 func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// readFile reads a configuration file, but no more than one byte past
+// MaxSize: enough for the parser to refuse it.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
@@ -41,20 +51,15 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Parse is Load for a file already read; path is used only in messages.
 // It returns a Config and no error, or nil and Errors.
 func Parse(path string, data []byte) (*Config, error) {
 	d := &decoder{file: path}
-	if len(data) > MaxSize {
-		d.errorf(nil, "document", "the file is larger than %d MiB; this is not a director configuration", MaxSize>>20)
-		return nil, d.result()
-	}
-	root, err := parseYAML(data)
-	if err != nil {
-		d.syntaxError(err, data)
+	root, ok := d.document(data, "a director configuration")
+	if !ok {
 		return nil, d.result()
 	}
 	c := d.config(root)
@@ -63,6 +68,21 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.Warnings = d.warns.sorted()
 	return c, nil
+}
+
+// document is data's YAML tree (nil for an empty file), or false after
+// reporting why there is none; what names the kind of file expected.
+func (d *decoder) document(data []byte, what string) (*yaml.Node, bool) {
+	if len(data) > MaxSize {
+		d.errorf(nil, "document", "the file is larger than %d MiB; this is not %s", MaxSize>>20, what)
+		return nil, false
+	}
+	root, err := parseYAML(data)
+	if err != nil {
+		d.syntaxError(err, data)
+		return nil, false
+	}
+	return root, true
 }
 
 // parseYAML reads the one document of data into a node tree; nil for an
