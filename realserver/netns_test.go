@@ -139,6 +139,23 @@ func TestNetnsUpDownRoundTrip(t *testing.T) {
 	if code, out, _ := runIn(t, rs, "status", "--state", state); code != 0 {
 		t.Fatalf("status after up: exit %d\n%s", code, out)
 	}
+	// What status sees on a real kernel: the VIP also on the LAN side,
+	// and the interface's own arp_ignore lowered below all's (the kernel
+	// uses the larger, so that alone is no problem) and then all's too.
+	rs.Addr(rsIf, "192.0.2.10/32")
+	rs.Sysctl("net/ipv4/conf/"+rsIf+"/arp_ignore", "0")
+	code, out, _ := runIn(t, rs, "status", "--state", state)
+	if want := "problem  VIP 192.0.2.10 is also on " + rsIf + ", which answers ARP for it"; code != 1 || !strings.Contains(out, want) || strings.Count(out, "problem") != 1 {
+		t.Fatalf("status with the VIP on %s: exit %d, want 1 and only %q\n%s", rsIf, code, want, out)
+	}
+	rs.DelAddr(rsIf, "192.0.2.10/32")
+	rs.Sysctl("net.ipv4.conf.all.arp_ignore", "0")
+	code, out, _ = runIn(t, rs, "status", "--state", state)
+	if want := "problem  " + rsIf + " answers ARP for the VIPs: arp_ignore is 0 (all 0, " + rsIf + " 0); it needs 1"; code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("status with arp_ignore 0: exit %d, want 1 and %q\n%s", code, want, out)
+	}
+	rs.Sysctl("net.ipv4.conf.all.arp_ignore", "1")
+	rs.Sysctl("net/ipv4/conf/"+rsIf+"/arp_ignore", "1")
 
 	afterUp := snapshot(t, rs, rsIf)
 	st1, _ := os.Stat(state)
@@ -167,7 +184,7 @@ func TestNetnsUpDownRoundTrip(t *testing.T) {
 	if got := snapshot(t, rs, rsIf); got != before {
 		t.Fatalf("down left\n%s\nwant\n%s", got, before)
 	}
-	code, out, _ := runIn(t, rs, "status", "--mode", "dr", "--vip", "192.0.2.10,2001:db8::10")
+	code, out, _ = runIn(t, rs, "status", "--mode", "dr", "--vip", "192.0.2.10,2001:db8::10")
 	if code != 1 || strings.Count(out, "problem  ") < 2 {
 		t.Fatalf("status after down: exit %d, want 1 with the missing VIPs\n%s", code, out)
 	}
