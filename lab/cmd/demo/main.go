@@ -2,7 +2,10 @@
 // in network namespaces, runs directord on it from a YAML file, and shows
 // what an admin would see: the client's traffic spread by weight, the
 // table through directorctl, a reload, a repair of someone's ipvsadm -C,
-// and a stop that leaves traffic flowing.
+// and a stop that leaves traffic flowing. Then the whole product: a
+// director pair in direct routing, real servers prepared by realserver, a
+// health failure and recovery, and a crash of the active director that an
+// established connection survives.
 package main
 
 import (
@@ -64,7 +67,7 @@ services:
 func section(title string) { fmt.Printf("\n== %s\n", title) }
 
 func run(tb *demoTB) {
-	section("a client, a director and three real servers, in network namespaces")
+	section("act 1: a client, a director and three real servers, in network namespaces (NAT)")
 	n := topo.New(tb)
 	client, dir := n.Host("client"), n.Host("director")
 	n.Link(client, "198.51.100.2/24", dir, "198.51.100.1/24")
@@ -129,6 +132,8 @@ func run(tb *demoTB) {
 	}
 	got := client.Fetch("http://192.0.2.10/", 8)
 	fmt.Printf("  with directord stopped, the client still gets: %s\n", strings.Join(got, " "))
+
+	runPair(tb, tmp)
 	fmt.Println("\ndemo: done")
 }
 
