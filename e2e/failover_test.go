@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -80,7 +79,7 @@ func newPairLab(t *testing.T) *pairLab {
 		rs := n.Host(fmt.Sprintf("rs%d", i))
 		ifName := p.lan.Plug(rs, fmt.Sprintf("192.0.2.1%d/24", i))
 		drRealServer(rs, ifName, "lo", pairVIP)
-		p.echoStops = append(p.echoStops, serveStoppableEcho(t, rs))
+		p.echoStops = append(p.echoStops, rs.ServeEcho(":7"))
 		p.rs = append(p.rs, rs)
 	}
 	p.hookLog = filepath.Join(t.TempDir(), "hooks.log")
@@ -1138,48 +1137,5 @@ func (p *pairLab) checkReachable(t *testing.T, i int, what string, cables []pair
 // it again.
 func (p *pairLab) stopEcho(k int) func() {
 	p.echoStops[k]()
-	return func() { p.echoStops[k] = serveStoppableEcho(p.t, p.rs[k]) }
-}
-
-// serveStoppableEcho is ServeEcho with a stop: the listener closes and
-// the open connections with it.
-func serveStoppableEcho(t *testing.T, h *topo.Host) func() {
-	l, err := h.Listen("tcp", ":7")
-	if err != nil {
-		t.Fatalf("%s: %v", h.Name, err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := fmt.Fprintf(c, "%s %s", h.Name, line); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}
+	return func() { p.echoStops[k] = p.rs[k].ServeEcho(":7") }
 }

@@ -138,12 +138,16 @@ func (h *Host) WaitHTTP(url string, within time.Duration) error {
 }
 
 // ServeEcho accepts TCP connections on addr inside the host and echoes
-// every line back prefixed with the host's name, until cleanup. Tests use
-// it for long-lived connections that must survive a reload or failover.
-func (h *Host) ServeEcho(addr string) {
+// every line back prefixed with the host's name, until cleanup or until
+// the returned stop is called, which closes the listener and every open
+// connection, as a server that dies would. Tests use it for long-lived
+// connections that must survive a reload or failover.
+func (h *Host) ServeEcho(addr string) (stop func()) {
 	h.net.tb.Helper()
 	l, err := h.Listen("tcp", addr)
 	h.must(err, "listen on %s", addr)
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -152,8 +156,16 @@ func (h *Host) ServeEcho(addr string) {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
 			go func() {
-				defer c.Close()
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
 				r := bufio.NewReader(c)
 				for {
 					line, err := r.ReadString('\n')
@@ -167,10 +179,17 @@ func (h *Host) ServeEcho(addr string) {
 			}()
 		}
 	}()
-	h.net.tb.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		l.Close()
 		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range conns {
+			c.Close()
+		}
 	})
+	h.net.tb.Cleanup(stop)
+	return stop
 }
 
 // Conn is a line-oriented client connection.
