@@ -223,7 +223,8 @@ func (r *run) recorded(target string) int {
 }
 
 // record notes c in the state and saves it at once, so that a crash
-// later in the run still leaves down a full account.
+// later in the run still leaves down a full account. A change already
+// recorded keeps its original Old value.
 func (r *run) record(c Change) error {
 	if i := r.recorded(c.target()); i >= 0 {
 		r.st.Changes[i].New = c.New
@@ -271,9 +272,6 @@ func (r *run) ensure(s step) error {
 		}
 		r.journal = append(r.journal, done{Change: Change{Kind: LinkRaised, Link: s.link}})
 		r.say("set %s up", s.link)
-		if r.recorded(s.target()) >= 0 {
-			return nil
-		}
 		return r.record(Change{Kind: LinkRaised, Link: s.link})
 
 	case AddrAdded:
@@ -291,9 +289,6 @@ func (r *run) ensure(s step) error {
 		}
 		r.journal = append(r.journal, done{Change: Change{Kind: AddrAdded, Link: s.link, Address: s.addr}})
 		r.say("added %s to %s", netip.PrefixFrom(s.addr, s.addr.BitLen()), s.link)
-		if r.recorded(s.target()) >= 0 {
-			return nil
-		}
 		return r.record(Change{Kind: AddrAdded, Link: s.link, Address: s.addr})
 
 	case SysctlSet:
