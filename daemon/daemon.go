@@ -18,13 +18,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudflare/ipvs"
 	sdnotify "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/directorlb/director/checks"
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/ipvsdump"
 	"github.com/directorlb/director/liveness"
 	"github.com/directorlb/director/metrics"
 )
@@ -33,14 +33,14 @@ import (
 type Options struct {
 	ConfigPath string
 	Logger     *slog.Logger
-	// OpenKernel opens IPVS; nil opens the kernel's (ipvs.New).
+	// OpenKernel opens IPVS; nil opens the kernel's (ipvsdump.New).
 	OpenKernel func() (director.Kernel, error)
 }
 
 // ErrNoIPVS means the kernel's IPVS could not be opened.
 var ErrNoIPVS = errors.New("cannot open kernel IPVS")
 
-func openIPVS() (director.Kernel, error) { return ipvs.New() }
+func openIPVS() (director.Kernel, error) { return ipvsdump.New() }
 
 // Run runs directord until ctx ends. A config that does not load is
 // returned as config.Errors before anything touches the kernel.

@@ -100,14 +100,23 @@ func DiffEntry(want, have *Entry) []Op {
 	if !sameService(want.Service, have.Service) {
 		ops = append(ops, Op{Kind: UpdateService, Name: want.Name, Service: want.Service, OldService: have.Service})
 	}
+	found := 0
 	for dk, d := range want.Dests {
 		hd, ok := have.Dests[dk]
 		switch {
 		case !ok:
 			ops = append(ops, Op{Kind: CreateDest, Name: want.Name, Service: want.Service, Dest: d})
+			continue
 		case !sameDest(d, hd):
 			ops = append(ops, Op{Kind: UpdateDest, Name: want.Name, Service: want.Service, Dest: d, OldDest: hd})
 		}
+		found++
+	}
+	if found == len(have.Dests) {
+		// Every destination the kernel has is wanted: none to remove,
+		// and no need to look them all up again (a no-op reconcile of a
+		// large table is mostly this loop).
+		return ops
 	}
 	for dk, hd := range have.Dests {
 		if _, ok := want.Dests[dk]; !ok {

@@ -370,3 +370,57 @@ func TestVIPGuardRemovesOnParentDeath(t *testing.T) {
 		t.Error("the guard did not exit after removing the VIPs")
 	}
 }
+
+// TestProbeVIPsSeesHolders: before a takeover, the probe finds every VIP
+// another host still holds, IPv4 (ARP) and IPv6 (neighbour solicitation),
+// each for the whole window, and finds nothing once they are gone.
+func TestProbeVIPsSeesHolders(t *testing.T) {
+	n := topo.New(t)
+	prober, holder := n.Host("prober"), n.Host("holder")
+	sw := n.Switch("lan")
+	ifP := sw.Plug(prober, "192.0.2.1/24,2001:db8::1/64")
+	ifH := sw.Plug(holder, "192.0.2.2/24,2001:db8::2/64")
+	prober.WaitIPv6(ifP, 5*time.Second)
+	holder.WaitIPv6(ifH, 5*time.Second)
+	cidrs := []string{"192.0.2.10/24", "192.0.2.11/24", "2001:db8::10/64", "2001:db8::11/64"}
+	var vips []failover.VIP
+	for _, c := range cidrs {
+		vips = append(vips, failover.VIP{Prefix: netip.MustParsePrefix(c), Interface: ifP})
+	}
+	probe := func() map[netip.Addr]string {
+		t.Helper()
+		var answers []failover.VIPAnswer
+		if err := prober.Do(func() (err error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			answers, err = failover.ProbeVIPs(ctx, vips)
+			return err
+		}); err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		got := map[netip.Addr]string{}
+		for _, a := range answers {
+			got[a.VIP.Prefix.Addr()] = a.MAC.String()
+		}
+		return got
+	}
+	if got := probe(); len(got) != 0 {
+		t.Fatalf("nobody holds the VIPs, yet the probe found %v", got)
+	}
+	for _, c := range cidrs {
+		holder.Addr(ifH, c)
+	}
+	got := probe()
+	mac := holder.MAC(ifH).String()
+	for _, v := range vips {
+		if got[v.Prefix.Addr()] != mac {
+			t.Errorf("%s: answered by %q, want the holder's %s (all answers: %v)", v.Prefix.Addr(), got[v.Prefix.Addr()], mac, got)
+		}
+	}
+	for _, c := range cidrs {
+		holder.DelAddr(ifH, c)
+	}
+	if got := probe(); len(got) != 0 {
+		t.Errorf("the holder let the VIPs go, yet the probe found %v", got)
+	}
+}

@@ -154,6 +154,9 @@ type state struct {
 	probing bool
 	// vipBusy is set while a silent peer's VIPs still answer.
 	vipBusy bool
+	// early is the takeover check started shortly before a silent peer
+	// reaches deadtime (earlyAt); nil before the first.
+	early *earlyCheck
 	// probes are the recent ping-node results: a node counts as reached
 	// if it answered any probe within pingWindow, so late answers do not
 	// flap the role. Before a takeover a fresh probe decides alone.
@@ -185,6 +188,84 @@ func (s *state) probeTimeout() time.Duration {
 		worst = max(worst, d)
 	}
 	return s.n.cfg.Keepalive + 2*max(worst-s.n.cfg.Keepalive, 0)
+}
+
+// earlyCheck is a fresh ping-node probe and VIP probe run while the peer
+// is silent but not yet dead, so that the takeover at deadtime does not
+// wait for them. It counts only for the silence it started in.
+type earlyCheck struct {
+	heard time.Time // the peer's last message when it started
+	done  bool
+	// clear: a ping node answered (or none is configured) and nothing
+	// answered for the VIPs.
+	clear bool
+	ended time.Time
+}
+
+// earlyAt is when to start the early check of the current silence of the
+// peer, or zero if there is none to run: with a fence (which must wait
+// until the peer is declared dead), with nothing to probe, on the active
+// director, or when this silence already has its check. It starts one
+// probe window (and half a keepalive) before deadtime, so that its result
+// is fresh when deadtime comes, but never before half of deadtime has
+// passed in silence.
+func (s *state) earlyAt() time.Time {
+	cfg := &s.n.cfg
+	pings := cfg.Pinger != nil && cfg.Pinger.Total() > 0
+	if len(cfg.Fence) > 0 || (cfg.ProbeVIPs == nil && !pings) || s.el.Role() == RoleActive || s.takingOver {
+		return time.Time{}
+	}
+	m, heard, ok := s.el.Peer()
+	if !ok || m.Kind == KindLeaving || (s.early != nil && s.early.heard.Equal(heard)) {
+		return time.Time{}
+	}
+	lead := s.probeTimeout() + cfg.Keepalive/2
+	return heard.Add(max(cfg.Deadtime-lead, cfg.Deadtime/2))
+}
+
+// earlyFresh is how old a clear early check may be at deadtime and still
+// stand for a probe made then.
+func (s *state) earlyFresh(now time.Time) bool {
+	return s.early.clear && now.Sub(s.early.ended) <= s.n.cfg.Keepalive
+}
+
+// checkEarly runs the early check in the background: the ping nodes and
+// the VIPs are probed side by side, each within one probe window.
+func (s *state) checkEarly(ctx context.Context) {
+	_, heard, _ := s.el.Peer()
+	e := &earlyCheck{heard: heard}
+	s.early = e
+	p, probeVIPs, window := s.n.cfg.Pinger, s.n.cfg.ProbeVIPs, s.probeTimeout()
+	go func() {
+		var wg sync.WaitGroup
+		reached, probed := 0, p != nil && p.Total() > 0
+		if probed {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, window)
+				reached = p.Probe(pctx)
+				cancel()
+			}()
+		}
+		var answers []VIPAnswer
+		var perr error
+		if probeVIPs != nil {
+			pctx, cancel := context.WithTimeout(ctx, window)
+			answers, perr = probeVIPs(pctx)
+			cancel()
+		}
+		wg.Wait()
+		s.post(ctx, func(s *state) {
+			if probed && reached > 0 {
+				// A miss within this short window is no news: the
+				// regular probes and the takeover's own decide that.
+				s.pinged(time.Now(), reached)
+			}
+			e.done, e.ended = true, time.Now()
+			e.clear = (!probed || reached > 0) && perr == nil && len(answers) == 0
+		})
+	}()
 }
 
 type probeResult struct {
@@ -287,7 +368,11 @@ func (n *Node) Run(ctx context.Context) error {
 	for {
 		n.cfg.Loop.Beat()
 		s.evaluate(ctx)
-		if d := s.el.Deadline(); !d.IsZero() {
+		d := s.el.Deadline()
+		if at := s.earlyAt(); at.After(time.Now()) && (d.IsZero() || at.Before(d)) {
+			d = at
+		}
+		if !d.IsZero() {
 			deadline.Reset(max(time.Until(d), 0) + time.Millisecond)
 		}
 		select {
@@ -501,6 +586,9 @@ func (s *state) post(ctx context.Context, ev func(*state)) {
 // evaluate asks the election what to be, and gets there.
 func (s *state) evaluate(ctx context.Context) {
 	now := time.Now()
+	if at := s.earlyAt(); !at.IsZero() && !now.Before(at) && s.el.PeerAlive(now) {
+		s.checkEarly(ctx)
+	}
 	want, why := s.el.Want(now)
 	cur := s.el.Role()
 	if want == cur || s.takingOver {
@@ -513,6 +601,16 @@ func (s *state) evaluate(ctx context.Context) {
 	if want == RoleActive && (deadChecks || probe) {
 		if now.Before(s.retryAt) {
 			return
+		}
+		if _, heard, _ := s.el.Peer(); why == ReasonPeerDead && s.early != nil && s.early.heard.Equal(heard) && len(s.n.cfg.Fence) == 0 {
+			if !s.early.done {
+				return // evaluated again when its result comes
+			}
+			if s.earlyFresh(now) {
+				s.n.log.Info("failover: peer dead; the ping nodes and the VIPs were checked just before deadtime", "checked_ago", now.Sub(s.early.ended).Round(time.Millisecond))
+				s.become(ctx, want, why)
+				return
+			}
 		}
 		s.confirmTakeover(ctx, why)
 		return
@@ -642,27 +740,41 @@ func (s *state) setRole(r, from Role, why Reason) {
 
 // stepDown gives up what only the active director holds.
 func (s *state) stepDown() {
-	n := s.n
-	if n.cfg.VIPs != nil {
-		if err := n.cfg.VIPs.Release(); err != nil {
-			n.log.Error("failover: cannot remove the VIPs", "err", err)
+	s.releaseVIPs()
+	s.stopMasterSync()
+}
+
+func (s *state) releaseVIPs() {
+	if s.n.cfg.VIPs != nil {
+		if err := s.n.cfg.VIPs.Release(); err != nil {
+			s.n.log.Error("failover: cannot remove the VIPs", "err", err)
 		}
 	}
-	if n.cfg.Sync != nil {
-		if err := n.cfg.Sync.Stop(SyncMaster); err != nil {
-			n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
+}
+
+func (s *state) stopMasterSync() {
+	if s.n.cfg.Sync != nil {
+		if err := s.n.cfg.Sync.Stop(SyncMaster); err != nil {
+			s.n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
 		}
 	}
 }
 
 // leave is the graceful stop: the VIPs go first, so the pair never holds
 // them twice, then the peer is told, on every link, to take over now.
+// The master sync daemon stops only after that: the clients' gap is the
+// time between the VIPs leaving here and arriving there, and stopping a
+// kernel thread is no part of it.
 func (s *state) leave() {
-	if s.el.Role() == RoleActive {
-		s.stepDown()
+	active := s.el.Role() == RoleActive
+	if active {
+		s.releaseVIPs()
 	}
 	s.el.SetRole(RoleStandby)
 	s.send(KindLeaving)
+	if active {
+		s.stopMasterSync()
+	}
 	s.n.log.Info("failover: left the pair")
 }
 

@@ -8,8 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cloudflare/ipvs"
 	"github.com/directorlb/director/ctl"
+	"github.com/directorlb/director/ipvsdump"
 )
 
 func main() {
@@ -17,7 +17,7 @@ func main() {
 	defer stop()
 	env := &ctl.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		OpenKernel: func() (ctl.Kernel, error) { return ipvs.New() },
+		OpenKernel: func() (ctl.Kernel, error) { return ipvsdump.New() },
 	}
 	code := ctl.Main(ctx, env, os.Args[1:])
 	stop()
