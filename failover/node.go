@@ -762,19 +762,12 @@ func (s *state) stopMasterSync() {
 
 // leave is the graceful stop: the VIPs go first, so the pair never holds
 // them twice, then the peer is told, on every link, to take over now.
-// The master sync daemon stops only after that: the clients' gap is the
-// time between the VIPs leaving here and arriving there, and stopping a
-// kernel thread is no part of it.
 func (s *state) leave() {
-	active := s.el.Role() == RoleActive
-	if active {
-		s.releaseVIPs()
+	if s.el.Role() == RoleActive {
+		s.stepDown()
 	}
 	s.el.SetRole(RoleStandby)
 	s.send(KindLeaving)
-	if active {
-		s.stopMasterSync()
-	}
 	s.n.log.Info("failover: left the pair")
 }
 
