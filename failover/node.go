@@ -602,7 +602,7 @@ func (s *state) evaluate(ctx context.Context) {
 		if now.Before(s.retryAt) {
 			return
 		}
-		if _, heard, _ := s.el.Peer(); why == ReasonPeerDead && s.early != nil && s.early.heard.Equal(heard) && len(s.n.cfg.Fence) == 0 {
+		if _, heard, _ := s.el.Peer(); why == ReasonPeerDead && s.early != nil && s.early.heard.Equal(heard) {
 			if !s.early.done {
 				return // evaluated again when its result comes
 			}
@@ -740,22 +740,15 @@ func (s *state) setRole(r, from Role, why Reason) {
 
 // stepDown gives up what only the active director holds.
 func (s *state) stepDown() {
-	s.releaseVIPs()
-	s.stopMasterSync()
-}
-
-func (s *state) releaseVIPs() {
-	if s.n.cfg.VIPs != nil {
-		if err := s.n.cfg.VIPs.Release(); err != nil {
-			s.n.log.Error("failover: cannot remove the VIPs", "err", err)
+	n := s.n
+	if n.cfg.VIPs != nil {
+		if err := n.cfg.VIPs.Release(); err != nil {
+			n.log.Error("failover: cannot remove the VIPs", "err", err)
 		}
 	}
-}
-
-func (s *state) stopMasterSync() {
-	if s.n.cfg.Sync != nil {
-		if err := s.n.cfg.Sync.Stop(SyncMaster); err != nil {
-			s.n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
+	if n.cfg.Sync != nil {
+		if err := n.cfg.Sync.Stop(SyncMaster); err != nil {
+			n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
 		}
 	}
 }
