@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // benchServerEnv, set to "tcp:PORT" or "http:PORT" in the environment of
@@ -28,6 +30,10 @@ import (
 // (getrusage RUSAGE_SELF) counts the engine and its probers only.
 const benchServerEnv = "CHECKS_BENCH_SERVER"
 
+// benchServerCPUEnv, if set, is the CPU the bench server pins itself to,
+// away from the engine's (see BenchmarkEngineTCP20kOneCore).
+const benchServerCPUEnv = "CHECKS_BENCH_SERVER_CPU"
+
 func init() {
 	// init, not TestMain: exec_test.go owns TestMain, and init runs first.
 	if mode := os.Getenv(benchServerEnv); mode != "" {
@@ -37,6 +43,18 @@ func init() {
 
 func runBenchServer(mode string) int {
 	kind, port, _ := strings.Cut(mode, ":")
+	if cpu := os.Getenv(benchServerCPUEnv); cpu != "" {
+		n, err := strconv.Atoi(cpu)
+		if err == nil {
+			var set unix.CPUSet
+			set.Set(n)
+			err = pinThreads(set)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench server: pinning to CPU", cpu+":", err)
+			return 2
+		}
+	}
 	ln, err := net.Listen("tcp4", "0.0.0.0:"+port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench server:", err)
@@ -88,10 +106,14 @@ type benchServer struct {
 
 // startBenchServer starts a child serving kind ("tcp" or "http") and
 // stops it when the benchmark ends.
-func startBenchServer(b *testing.B, kind string) *benchServer {
+// cpu >= 0 pins it to that CPU.
+func startBenchServer(b *testing.B, kind string, cpu int) *benchServer {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), benchServerEnv+"="+kind+":0")
+	if cpu >= 0 {
+		cmd.Env = append(cmd.Env, benchServerCPUEnv+"="+strconv.Itoa(cpu))
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -143,4 +165,24 @@ func (s *benchServer) cpu() (time.Duration, error) {
 	}
 	const clkTck = 100 // USER_HZ on every Linux this runs on
 	return time.Duration(utime+stime) * time.Second / clkTck, nil
+}
+
+// pinThreads sets the CPU affinity of every thread of this process. Go
+// starts threads from threads it already has, and a new thread inherits
+// its creator's affinity, so the whole process stays on set.
+func pinThreads(set unix.CPUSet) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("thread %d: %w", tid, err)
+		}
+	}
+	return nil
 }

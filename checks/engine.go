@@ -2,11 +2,11 @@ package checks
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -47,12 +47,13 @@ type Status struct {
 	Weight  int // dynamic weight percentage in effect (100 unless reported)
 }
 
-// probe is one running probe stream. spec and prober never change after
-// creation; stopped is atomic; everything else but due and index is
-// guarded by Engine.mu.
+// probe is one running probe stream. Its key, id, timing and prober
+// never change after creation; stopped is atomic; everything else but
+// due and index is guarded by Engine.mu.
 type probe struct {
-	key    string
-	spec   ProbeSpec
+	key    string // ProbeSpec.Key
+	id     string // ProbeSpec.identity: shared by specs differing in timing only
+	timing timing
 	prober Prober
 
 	// stopped is set once Set drops the probe: the scheduler forgets it
@@ -60,8 +61,8 @@ type probe struct {
 	stopped atomic.Bool
 	// due and index belong to the scheduler, or to the worker it handed
 	// the probe to until that hands it back.
-	due   time.Time // when the next run should start
-	index int       // position in the scheduler's heap, -1 if not in it
+	due   int64 // when the next run should start, on the engine's clock (Engine.at)
+	index int   // position in the scheduler's heap, -1 if not in it
 
 	m     machine
 	since time.Time
@@ -73,6 +74,25 @@ type probe struct {
 	weight    int
 	services  []string // sorted, unique: who to notify on a transition
 }
+
+// timing is what the engine itself needs of a ProbeSpec; the rest is the
+// prober's. Keeping only this (not the whole spec, with every type's
+// options) makes a probe a third of the size: it counts ten thousand
+// times over.
+type timing struct {
+	typ                             string
+	target                          netip.AddrPort
+	interval, fastInterval, timeout time.Duration
+	rise                            int
+}
+
+func timingOf(s ProbeSpec) timing {
+	return timing{typ: s.Type, target: s.Target, interval: s.Interval, fastInterval: s.FastInterval,
+		timeout: s.Timeout, rise: max(s.Rise, 1)}
+}
+
+// every is the interval between runs, at least a millisecond.
+func (t timing) every() time.Duration { return max(t.interval, time.Millisecond) }
 
 // maxRunning bounds the probes running at once. A run costs a goroutine
 // and usually a socket or a process for at most its timeout, so this
@@ -94,6 +114,8 @@ const overloadQuiet = 30 * time.Second
 // target holds only its own run's worker, and a probe between runs costs
 // no goroutine or stack.
 type Engine struct {
+	// base is the origin of the scheduler's clock (see at).
+	base     time.Time
 	log      *slog.Logger
 	onChange func(service string)
 	wg       sync.WaitGroup
@@ -124,9 +146,12 @@ type Engine struct {
 
 	// wake tells the scheduler that added or removed changed.
 	wake chan struct{}
-	// done carries finished runs back to the scheduler; its capacity is
-	// maxRunning, so a run never blocks handing its probe back.
-	done chan *probe
+	// back holds finished runs' probes until the scheduler's next turn;
+	// until is when that turn is planned, on the engine's clock
+	// (math.MaxInt64: not planned). See handBack.
+	backMu sync.Mutex
+	back   []*probe
+	until  atomic.Int64
 
 	mu     sync.Mutex
 	ctx    context.Context // nil until Start
@@ -147,7 +172,7 @@ func NewEngine(log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{log: log, newProber: NewProber, probes: map[string]*probe{}, subs: map[subKey]*probe{},
+	return &Engine{base: time.Now(), log: log, newProber: NewProber, probes: map[string]*probe{}, subs: map[subKey]*probe{},
 		firstDelay: func(d time.Duration) time.Duration { return rand.N(d) },
 		maxRunning: maxRunning, wake: make(chan struct{}, 1)}
 }
@@ -203,7 +228,6 @@ func (e *Engine) Start(ctx context.Context) {
 		panic("checks: Engine started twice")
 	}
 	e.ctx = ctx
-	e.done = make(chan *probe, e.maxRunning)
 	e.wg.Add(1)
 	go e.schedule(ctx)
 }
@@ -224,6 +248,7 @@ func (e *Engine) Set(specs []Spec) {
 	now := time.Now()
 	probes := make(map[string]*probe, len(specs))
 	subs := make(map[subKey]*probe, len(specs))
+	var byID map[string]*probe // the current probes by identity, made on first need
 	for _, s := range specs {
 		key := s.Probe.Key()
 		p := probes[key]
@@ -231,11 +256,20 @@ func (e *Engine) Set(specs []Spec) {
 			p = e.probes[key]
 		}
 		if p == nil {
-			p = &probe{key: key, spec: s.Probe, prober: e.newProber(s.Probe), since: now, weight: 100, index: -1,
+			p = &probe{key: key, id: s.Probe.identity(), timing: timingOf(s.Probe), prober: e.newProber(s.Probe),
+				since: now, weight: 100, index: -1,
 				m: newMachine(s.Probe.Rise, s.Probe.Fall, s.Probe.StartHealthy || s.Probe.Type == "none")}
-			e.inherit(p)
+			if byID == nil {
+				byID = make(map[string]*probe, len(e.probes))
+				for _, old := range e.probes {
+					byID[old.id] = old
+				}
+			}
+			if old := byID[p.id]; old != nil {
+				p.inherit(old)
+			}
 			// Type none is always healthy: nothing to probe.
-			if p.spec.Type != "none" {
+			if p.timing.typ != "none" {
 				e.added = append(e.added, p)
 			}
 		}
@@ -271,43 +305,12 @@ func (e *Engine) Set(specs []Spec) {
 	}
 }
 
-// inherit copies health from a probe being replaced by p that differs
-// only in timing or thresholds. Called with e.mu held, before e.probes is
-// replaced.
-func (e *Engine) inherit(p *probe) {
-	id := p.spec.identity()
-	for _, old := range e.probes {
-		if old.spec.identity() != id {
-			continue
-		}
-		p.m.healthy = old.m.healthy
-		p.since, p.checked, p.last, p.weight = old.since, old.checked, old.last, old.weight
-		p.recovered = old.recovered
-		return
-	}
-}
-
-// dueHeap orders probes by due time (container/heap).
-type dueHeap []*probe
-
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h dueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *dueHeap) Push(x any) {
-	p := x.(*probe)
-	p.index = len(*h)
-	*h = append(*h, p)
-}
-func (h *dueHeap) Pop() any {
-	old := *h
-	p := old[len(old)-1]
-	old[len(old)-1] = nil
-	p.index = -1
-	*h = old[:len(old)-1]
-	return p
+// inherit copies health from old, a probe being replaced by p that
+// differs only in timing or thresholds. Called with e.mu held.
+func (p *probe) inherit(old *probe) {
+	p.m.healthy = old.m.healthy
+	p.since, p.checked, p.last, p.weight = old.since, old.checked, old.last, old.weight
+	p.recovered = old.recovered
 }
 
 // schedule is the scheduler goroutine: it takes in the probes Set adds
@@ -324,6 +327,7 @@ func (e *Engine) schedule(ctx context.Context) {
 	alive := time.NewTicker(liveness.Period)
 	defer alive.Stop()
 	running := 0
+	var back []*probe
 	for {
 		e.loop.Beat()
 		e.mu.Lock()
@@ -333,17 +337,17 @@ func (e *Engine) schedule(ctx context.Context) {
 		now := time.Now()
 		for _, p := range added {
 			if !p.stopped.Load() {
-				p.due = now.Add(e.firstDelay(interval(p.spec)))
-				heap.Push(&h, p)
+				p.due = e.at(now.Add(e.firstDelay(p.timing.every())))
+				h.push(p)
 			}
 		}
 		for _, p := range removed {
 			if p.index >= 0 {
-				heap.Remove(&h, p.index)
+				h.remove(p.index)
 			}
 		}
-		for running < e.maxRunning && len(h) > 0 && !h[0].due.After(now) {
-			p := heap.Pop(&h).(*probe)
+		for running < e.maxRunning && len(h) > 0 && h[0].due <= e.at(now) {
+			p := h.pop()
 			running++
 			select {
 			case work <- p: // an idle worker took it
@@ -352,9 +356,30 @@ func (e *Engine) schedule(ctx context.Context) {
 				go e.worker(ctx, work, p)
 			}
 		}
-		var tick <-chan time.Time
+		// Plan the next turn, then take in the runs that finished: one
+		// finishing after this take wakes the scheduler only if it is due
+		// before the planned turn (see handBack).
+		until := int64(math.MaxInt64)
 		if running < e.maxRunning && len(h) > 0 {
-			timer.Reset(h[0].due.Sub(now))
+			until = max(h[0].due, e.at(now)+int64(schedQuantum))
+		}
+		e.until.Store(until)
+		e.backMu.Lock()
+		back, e.back = e.back, back[:0]
+		e.backMu.Unlock()
+		if len(back) > 0 {
+			for i, p := range back {
+				running--
+				if !p.stopped.Load() {
+					h.push(p)
+				}
+				back[i] = nil
+			}
+			continue
+		}
+		var tick <-chan time.Time
+		if until != math.MaxInt64 {
+			timer.Reset(time.Duration(until - e.at(now)))
 			tick = timer.C
 		}
 		select {
@@ -363,25 +388,35 @@ func (e *Engine) schedule(ctx context.Context) {
 		case <-alive.C:
 		case <-e.wake:
 		case <-tick:
-		case p := <-e.done:
-			// Take in every run that has finished, not one per loop.
-			for {
-				running--
-				if !p.stopped.Load() {
-					heap.Push(&h, p)
-				}
-				select {
-				case p = <-e.done:
-					continue
-				default:
-				}
-				break
-			}
 		}
 	}
 }
 
-func interval(s ProbeSpec) time.Duration { return max(s.Interval, time.Millisecond) }
+// schedQuantum is the least time between the scheduler's turns while it
+// waits for due runs. Ten thousand checks a second are spread over every
+// microsecond; waking for each would cost the scheduler a turn per run.
+// Runs start at most this much late for it.
+const schedQuantum = 0
+
+// handBack returns a finished run's probe to the scheduler. The
+// scheduler takes returned probes on its next turn; it is woken for one
+// only if the probe is due before that turn, or the turn is not planned
+// (every run slot in use, or nothing else due).
+func (e *Engine) handBack(p *probe) {
+	e.backMu.Lock()
+	e.back = append(e.back, p)
+	e.backMu.Unlock()
+	if p.due < e.until.Load() {
+		select {
+		case e.wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
+// at is t on the scheduler's clock: monotonic nanoseconds since the
+// engine was made, cheap to compare and immune to wall-clock steps.
+func (e *Engine) at(t time.Time) int64 { return int64(t.Sub(e.base)) }
 
 // maxIdle bounds the workers kept waiting for work. The steady load of
 // thousands of checks a second overlaps a few tens of runs; a burst
@@ -395,6 +430,11 @@ const maxIdle = 128
 // goroutine.
 func (e *Engine) worker(ctx context.Context, work <-chan *probe, p *probe) {
 	defer e.wg.Done()
+	// Each run's context hangs off the worker's own: registering with
+	// (and leaving) a parent that every run in the engine shares cost
+	// more than the rest of the run's bookkeeping together.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	for {
 		if !e.run(ctx, p) {
 			return
@@ -419,14 +459,14 @@ func (e *Engine) worker(ctx context.Context, work <-chan *probe, p *probe) {
 // is stopping.
 func (e *Engine) run(ctx context.Context, p *probe) bool {
 	start := time.Now()
-	late := start.Sub(p.due)
+	late := time.Duration(e.at(start) - p.due)
 	e.noteLate(start, late)
-	timeout := p.spec.Timeout
+	timeout := p.timing.timeout
 	if timeout <= 0 {
-		timeout = interval(p.spec)
+		timeout = p.timing.every()
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
-	res := p.prober.Probe(pctx, p.spec.Target)
+	res := p.prober.Probe(pctx, p.timing.target)
 	timedOut := pctx.Err() == context.DeadlineExceeded
 	cancel()
 	if ctx.Err() != nil {
@@ -447,11 +487,8 @@ func (e *Engine) run(ctx context.Context, p *probe) bool {
 	next := e.record(p, res, end, engineLate, timedOut, timeout)
 	// Due times are measured from when the probe was free to run, so
 	// that a probe slower than its interval is not counted as late.
-	p.due = start.Add(next)
-	if p.due.Before(end) {
-		p.due = end
-	}
-	e.done <- p
+	p.due = max(e.at(start.Add(next)), e.at(end))
+	e.handBack(p)
 	return true
 }
 
@@ -506,7 +543,7 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 	e.mu.Lock()
 	if e.probes[p.key] != p {
 		e.mu.Unlock() // removed by Set while probing
-		return p.spec.Interval
+		return p.timing.interval
 	}
 	if !res.OK && res.Err == nil {
 		// Status must always say why a probe failed.
@@ -517,7 +554,7 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 		res.Err = fmt.Errorf("inconclusive: the check engine ran %v late: %w", late.Round(time.Millisecond), res.Err)
 		if e.overloadLast.IsZero() {
 			e.log.Warn("check engine overloaded: probes start late; timeouts after a late start are not counted",
-				"late", late.Round(time.Millisecond), "type", p.spec.Type, "target", p.spec.Target)
+				"late", late.Round(time.Millisecond), "type", p.timing.typ, "target", p.timing.target)
 		}
 		e.overloadLast = now
 		e.overloadN++
@@ -546,16 +583,16 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 		notify, onChange = slices.Clone(p.services), e.onChange
 		// One line per transition, never per probe, with the fields an
 		// admin filters on.
-		attrs := []any{"service", strings.Join(notify, ","), "server", p.spec.Target, "type", p.spec.Type}
+		attrs := []any{"service", strings.Join(notify, ","), "server", p.timing.target, "type", p.timing.typ}
 		if p.m.healthy {
-			e.log.Info("real server healthy", append(attrs, "reason", fmt.Sprintf("%d checks passed in a row", p.spec.Rise))...)
+			e.log.Info("real server healthy", append(attrs, "reason", fmt.Sprintf("%d checks passed in a row", p.timing.rise))...)
 		} else {
 			e.log.Warn("real server unhealthy", append(attrs, "reason", errText(res.Err))...)
 		}
 	}
-	next := p.spec.Interval
-	if p.spec.FastInterval > 0 && p.m.transitional() {
-		next = p.spec.FastInterval
+	next := p.timing.interval
+	if p.timing.fastInterval > 0 && p.m.transitional() {
+		next = p.timing.fastInterval
 	}
 	onResult := e.onResult
 	e.mu.Unlock()
@@ -569,7 +606,7 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 		case !res.OK:
 			outcome = Failure
 		}
-		onResult(p.spec.Type, outcome, res.Latency)
+		onResult(p.timing.typ, outcome, res.Latency)
 	}
 	if e.observed != nil {
 		e.observed(p.key, res)
@@ -621,7 +658,7 @@ func (e *Engine) Snapshot() []Status {
 	out := make([]Status, 0, len(e.subs))
 	for k, p := range e.subs {
 		out = append(out, Status{
-			Service: k.service, RealServer: k.rs, Type: p.spec.Type, Target: p.spec.Target,
+			Service: k.service, RealServer: k.rs, Type: p.timing.typ, Target: p.timing.target,
 			Healthy: p.m.healthy, Since: p.since, Checked: p.checked,
 			OK: p.last.OK, Error: errText(p.last.Err), Latency: p.last.Latency, Weight: p.weight,
 		})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"time"
 )
@@ -25,23 +24,18 @@ type TCP struct {
 // Probe implements Prober.
 func (t TCP) Probe(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
-	// Not Dialer.DialTCP with a netip.AddrPort: its zero local address
-	// becomes an explicit bind to port 0 before connect, which takes
-	// ephemeral ports without regard to the destination and runs out
-	// under thousands of checks a second. An address literal skips the
-	// resolver anyway. The dial's deadline is ctx's.
-	// No TCP keep-alive: the connection lives for one probe, and turning
-	// it on costs four setsockopt calls per probe.
-	d := net.Dialer{KeepAlive: -1}
-	conn, err := d.DialContext(ctx, "tcp", target.String())
+	conn, stop, err := connect(ctx, target)
 	if err != nil {
 		return fail(ctx, start, fmt.Errorf("connect: %w", err))
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return fail(ctx, start, fmt.Errorf("set deadline: %w", err))
-		}
+	defer stop()
+	// A reset once the check is answered (see closeReset). Data sent with
+	// nothing expected back may still sit in the send buffer, where a
+	// reset would discard it: that closes in order.
+	if t.Send != "" && t.Expect == "" {
+		defer conn.Close()
+	} else {
+		defer closeReset(conn)
 	}
 	if t.Send != "" {
 		if _, err := io.WriteString(conn, t.Send); err != nil {
