@@ -1,16 +1,17 @@
 // Package checks is directord's health-check engine: native probers (tcp,
-// http, https, exec, none), a rise/fall state machine per probe, and an
-// Engine that schedules one goroutine per distinct probe and fans its
-// results out to every (service, real server) that asked for it.
+// http, https, mysql, postgres, dns, exec, none), a rise/fall state
+// machine per probe, and an Engine that runs each distinct probe once and
+// fans its results out to every (service, real server) that asked for it.
 //
 // # Concurrency
 //
-// Each distinct probe (see ProbeSpec.Key) runs in its own goroutine, so a
-// hung target only ever delays its own next probe. Engine state (the probe
+// One scheduler goroutine keeps the distinct probes (see ProbeSpec.Key) in
+// a heap by due time and hands each due run to a worker goroutine, so a
+// hung target only ever holds its own run's worker. Engine state (the probe
 // set, subscribers, state machines, last results) is guarded by one mutex
 // that is held only for short, non-blocking bookkeeping: never across a
 // probe, never while calling the OnChange callback. A probe's immutable
-// parts (spec, prober) are read without the lock.
+// parts (key, timing, prober) are read without the lock.
 //
 // # Weights
 //
