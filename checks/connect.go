@@ -16,8 +16,8 @@ import (
 )
 
 // connect opens a TCP connection to target, waiting in the runtime's
-// network poller until it is established, ctx's deadline passes or ctx is
-// cancelled. Until the caller calls stop, cancelling ctx also ends every
+// network poller until it is established, deadline passes (none if zero)
+// or ctx is done. Until the caller calls stop, cancelling ctx also ends every
 // read and write on the connection.
 //
 // It stands in for net.Dialer because a TCP check is mostly dial, ten
@@ -26,7 +26,7 @@ import (
 // connection objects cost as much CPU as the kernel's handshake itself.
 // The socket is bound by the kernel at connect, so ephemeral ports are
 // chosen per destination (an explicit bind to port 0 would not be).
-func connect(ctx context.Context, target netip.AddrPort) (conn *os.File, stop func() bool, err error) {
+func connect(ctx context.Context, deadline time.Time, target netip.AddrPort) (conn *os.File, stop func() bool, err error) {
 	sa, family, err := sockaddr(target)
 	if err != nil {
 		return nil, nil, err
@@ -44,8 +44,11 @@ func connect(ctx context.Context, target netip.AddrPort) (conn *os.File, stop fu
 	// A non-blocking descriptor: os registers it with the poller, so the
 	// waits below park the goroutine, not a thread.
 	f := os.NewFile(uintptr(fd), "tcp")
-	if dl, ok := ctx.Deadline(); ok {
-		if err := f.SetDeadline(dl); err != nil {
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	if !deadline.IsZero() {
+		if err := f.SetDeadline(deadline); err != nil {
 			f.Close()
 			return nil, nil, err
 		}

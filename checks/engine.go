@@ -465,10 +465,18 @@ func (e *Engine) run(ctx context.Context, p *probe) bool {
 	if timeout <= 0 {
 		timeout = p.timing.every()
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	res := p.prober.Probe(pctx, p.timing.target)
-	timedOut := pctx.Err() == context.DeadlineExceeded
-	cancel()
+	var res Result
+	var timedOut bool
+	if dp, ok := p.prober.(deadlineProber); ok {
+		deadline := start.Add(timeout)
+		res = dp.ProbeBy(ctx, deadline, p.timing.target)
+		timedOut = !time.Now().Before(deadline)
+	} else {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		res = p.prober.Probe(pctx, p.timing.target)
+		timedOut = pctx.Err() == context.DeadlineExceeded
+		cancel()
+	}
 	if ctx.Err() != nil {
 		// Shutting down mid-probe: the result says nothing about the
 		// target, and the scheduler is gone.

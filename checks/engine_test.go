@@ -3,6 +3,7 @@ package checks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -547,5 +548,71 @@ func TestEngineInconclusiveWhenStarvedInFlight(t *testing.T) {
 	}
 	if h, _, _ := e.Health("web", rsA); !h {
 		t.Fatal("an inconclusive timeout took the server out")
+	}
+}
+
+// TestEngineTCPDeadlineAndStop runs the real TCP prober, which the engine
+// gives a deadline instead of a context per run: a silent server times it
+// out (counted as a timeout), and stopping the engine ends a run in
+// flight at once, long before its deadline.
+func TestEngineTCPDeadlineAndStop(t *testing.T) {
+	hangs := make(chan struct{})
+	t.Cleanup(func() { close(hangs) })
+	accepted := make(chan struct{}, 16)
+	silent := listen(t, func(net.Conn) {
+		select {
+		case accepted <- struct{}{}:
+		default:
+		}
+		<-hangs
+	})
+
+	e := NewEngine(slog.New(slog.DiscardHandler))
+	outcomes := make(chan Outcome, 16)
+	e.OnResult(func(_ string, o Outcome, _ time.Duration) {
+		select {
+		case outcomes <- o:
+		default:
+		}
+	})
+	results := make(chan Result, 16)
+	e.observed = func(_ string, r Result) {
+		select {
+		case results <- r:
+		default:
+		}
+	}
+	e.firstDelay = func(time.Duration) time.Duration { return 0 }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.Start(ctx)
+	spec := ProbeSpec{Type: "tcp", Expect: "never", Target: silent, Interval: time.Hour, Timeout: 100 * time.Millisecond,
+		Rise: 1, Fall: 1}
+	e.Set([]Spec{{"web", silent, spec}})
+	select {
+	case r := <-results:
+		if r.OK || !errors.Is(r.Err, context.DeadlineExceeded) {
+			t.Fatalf("probe of a silent server: OK %v, err %v; want a deadline exceeded", r.OK, r.Err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no result from a 100ms probe")
+	}
+	if o := <-outcomes; o != Timeout {
+		t.Fatalf("outcome %q, want %q", o, Timeout)
+	}
+
+	// A probe with a deadline a minute away, stopped while it waits.
+	spec.Timeout = time.Minute
+	spec.Send = "x" // another key: a new probe
+	e.Set([]Spec{{"web", silent, spec}})
+	<-accepted // the first probe's connection
+	<-accepted // this one's
+	cancel()
+	stopped := make(chan struct{})
+	go func() { e.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the engine did not stop while a TCP probe waited for its one-minute deadline")
 	}
 }

@@ -23,8 +23,14 @@ type TCP struct {
 
 // Probe implements Prober.
 func (t TCP) Probe(ctx context.Context, target netip.AddrPort) Result {
+	deadline, _ := ctx.Deadline() // zero if none
+	return t.ProbeBy(ctx, deadline, target)
+}
+
+// ProbeBy probes until deadline (none if zero) or until ctx is done.
+func (t TCP) ProbeBy(ctx context.Context, deadline time.Time, target netip.AddrPort) Result {
 	start := time.Now()
-	conn, stop, err := connect(ctx, target)
+	conn, stop, err := connect(ctx, deadline, target)
 	if err != nil {
 		return fail(ctx, start, fmt.Errorf("connect: %w", err))
 	}
