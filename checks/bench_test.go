@@ -194,8 +194,22 @@ type benchProber struct {
 }
 
 func (p *benchProber) Probe(ctx context.Context, target netip.AddrPort) Result {
+	return p.timed(target, func() Result { return p.inner.Probe(ctx, target) })
+}
+
+// ProbeBy keeps the engine's deadline path for probers that have one.
+func (p *benchProber) ProbeBy(ctx context.Context, deadline time.Time, target netip.AddrPort) Result {
+	if dp, ok := p.inner.(deadlineProber); ok {
+		return p.timed(target, func() Result { return dp.ProbeBy(ctx, deadline, target) })
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return p.Probe(ctx, target)
+}
+
+func (p *benchProber) timed(target netip.AddrPort, probe func() Result) Result {
 	start := p.r.now()
-	res := p.inner.Probe(ctx, target)
+	res := probe()
 	end := p.r.now()
 	if s := p.slot; s.n < len(s.recs) {
 		s.recs[s.n] = benchRec{start, end, res.OK}

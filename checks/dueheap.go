@@ -1,22 +1,32 @@
 package checks
 
 // dueHeap is the scheduler's min-heap of probes by due time. It is
-// container/heap's algorithm written out for *probe: with ten thousand
-// probes, every run's pop and push walk about fourteen levels, and the
+// container/heap's algorithm written out for probes: with ten thousand
+// of them, every run's pop and push walk about fourteen levels, and the
 // interface calls and time.Time comparisons container/heap would make on
-// each were a measurable share of the engine's CPU.
-type dueHeap []*probe
+// each were a measurable share of the engine's CPU. Each entry carries
+// its probe's due time, so comparisons read the array alone instead of
+// two probes scattered over the heap.
+type dueHeap []dueEntry
+
+type dueEntry struct {
+	due int64 // p.due, copied while p is in the heap
+	p   *probe
+}
 
 func (h dueHeap) less(i, j int) bool { return h[i].due < h[j].due }
 
 func (h dueHeap) swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
+	h[i].p.index, h[j].p.index = i, j
 }
+
+// next is the due time of the probe due first; h must not be empty.
+func (h dueHeap) next() int64 { return h[0].due }
 
 func (h *dueHeap) push(p *probe) {
 	p.index = len(*h)
-	*h = append(*h, p)
+	*h = append(*h, dueEntry{p.due, p})
 	h.up(p.index)
 }
 
@@ -42,8 +52,8 @@ func (h *dueHeap) remove(i int) {
 
 func (h *dueHeap) cut(n int) *probe {
 	old := *h
-	p := old[n]
-	old[n] = nil
+	p := old[n].p
+	old[n] = dueEntry{}
 	p.index = -1
 	*h = old[:n]
 	return p

@@ -18,9 +18,9 @@ func TestDueHeap(t *testing.T) {
 		if len(h) != len(in) {
 			t.Fatalf("step %d: heap holds %d, want %d", step, len(h), len(in))
 		}
-		for i, p := range h {
-			if p.index != i {
-				t.Fatalf("step %d: probe at %d has index %d", step, i, p.index)
+		for i, en := range h {
+			if en.p.index != i || en.due != en.p.due {
+				t.Fatalf("step %d: entry %d holds index %d, due %d for a probe due %d", step, i, en.p.index, en.due, en.p.due)
 			}
 			if i > 0 && h.less(i, (i-1)/2) {
 				t.Fatalf("step %d: element %d is due before its parent", step, i)

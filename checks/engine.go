@@ -346,7 +346,7 @@ func (e *Engine) schedule(ctx context.Context) {
 				h.remove(p.index)
 			}
 		}
-		for running < e.maxRunning && len(h) > 0 && h[0].due <= e.at(now) {
+		for running < e.maxRunning && len(h) > 0 && h.next() <= e.at(now) {
 			p := h.pop()
 			running++
 			select {
@@ -361,7 +361,7 @@ func (e *Engine) schedule(ctx context.Context) {
 		// before the planned turn (see handBack).
 		until := int64(math.MaxInt64)
 		if running < e.maxRunning && len(h) > 0 {
-			until = max(h[0].due, e.at(now)+int64(schedQuantum))
+			until = h.next()
 		}
 		e.until.Store(until)
 		e.backMu.Lock()
@@ -391,12 +391,6 @@ func (e *Engine) schedule(ctx context.Context) {
 		}
 	}
 }
-
-// schedQuantum is the least time between the scheduler's turns while it
-// waits for due runs. Ten thousand checks a second are spread over every
-// microsecond; waking for each would cost the scheduler a turn per run.
-// Runs start at most this much late for it.
-const schedQuantum = 0
 
 // handBack returns a finished run's probe to the scheduler. The
 // scheduler takes returned probes on its next turn; it is woken for one
