@@ -44,17 +44,14 @@ func connect(ctx context.Context, deadline time.Time, target netip.AddrPort) (co
 	// A non-blocking descriptor: os registers it with the poller, so the
 	// waits below park the goroutine, not a thread.
 	f := os.NewFile(uintptr(fd), "tcp")
-	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
-		deadline = dl
-	}
 	if !deadline.IsZero() {
 		if err := f.SetDeadline(deadline); err != nil {
 			f.Close()
 			return nil, nil, err
 		}
 	}
-	// Cancellation before the deadline (the engine stopping) wakes every
-	// wait on f, here and in the caller's reads and writes.
+	// ctx ending (the engine stopping, or a deadline of its own) wakes
+	// every wait on f, here and in the caller's reads and writes.
 	stop = context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	rc, err := f.SyscallConn()
 	if err != nil {

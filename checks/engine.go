@@ -144,7 +144,8 @@ type Engine struct {
 	// idle counts the workers waiting for a probe to run (see maxIdle).
 	idle atomic.Int32
 
-	// wake tells the scheduler that added or removed changed.
+	// wake tells the scheduler that added or removed changed, or that a
+	// probe handed back is due before its planned turn.
 	wake chan struct{}
 	// back holds finished runs' probes until the scheduler's next turn;
 	// until is when that turn is planned, on the engine's clock
