@@ -25,6 +25,8 @@ package checks
 //	heap+stack-B/check  growth of Go HeapInuse+StackInuse, per check configured
 //	allocs/check        heap allocations per probe in the window (alloc-B/check: bytes)
 //	failed              probes in the window that failed (should be 0; see the log)
+//	stolen-cores        CPU time the hypervisor took from this machine, per second of the
+//	                    window (the lateness of a window with steal is partly not the engine's)
 
 import (
 	"cmp"
@@ -304,7 +306,7 @@ func runEngineScenario(b *testing.B, kind string, n int, oneCore bool) *benchFig
 	srvCPU0, srvErr0 := srv.cpu()
 	allocs0 := benchAllocs()
 	sched0 := benchSchedLatencies()
-	mach0, machErr0 := benchMachineCPU()
+	mach0, steal0, machErr0 := benchMachineCPU()
 	time.Sleep(benchWindow)
 	w1 := rec.now()
 	rec.window.Store(false)
@@ -312,7 +314,7 @@ func runEngineScenario(b *testing.B, kind string, n int, oneCore bool) *benchFig
 	srvCPU1, srvErr1 := srv.cpu()
 	allocs1 := benchAllocs()
 	sched1 := benchSchedLatencies()
-	mach1, machErr1 := benchMachineCPU()
+	mach1, steal1, machErr1 := benchMachineCPU()
 	rssEnd := benchRSS(b)
 	heapEnd, stackEnd, _ := benchHeapStack()
 	goroutines := runtime.NumGoroutine()
@@ -371,6 +373,9 @@ func runEngineScenario(b *testing.B, kind string, n int, oneCore bool) *benchFig
 	add("allocs/check", float64(allocs1.objects-allocs0.objects)/float64(done))
 	add("alloc-B/check", float64(allocs1.bytes-allocs0.bytes)/float64(done))
 	add("failed", float64(done-okDone))
+	if err := cmp.Or(machErr0, machErr1); err == nil {
+		add("stolen-cores", (steal1-steal0).Seconds()/window)
+	}
 
 	b.Logf("window %.2fs: %d probes done (%d ok), %d lags measured; CPU %.2fs (%.0f%% of one core); Set took %v",
 		window, done, okDone, len(lags), cpu, 100*cpu/window, setTook.Round(time.Millisecond))
@@ -379,8 +384,9 @@ func runEngineScenario(b *testing.B, kind string, n int, oneCore bool) *benchFig
 		benchMs(benchPct(lags, 0.999)), benchMs(benchPct(lags, 1)), benchCountOver(lags, int64(50*time.Millisecond)), len(lags))
 	if err := cmp.Or(machErr0, machErr1); err == nil {
 		all := (mach1 - mach0).Seconds() / window
-		b.Logf("machine: %.2f of %d cores busy in the window: this process %.2f, server %.2f, anything else %.2f",
-			all, runtime.NumCPU(), cpu/window, srvCores, all-cpu/window-srvCores)
+		b.Logf("machine: %.2f of %d cores busy in the window: this process %.2f, server %.2f, anything else %.2f; "+
+			"stolen by the hypervisor %.2f", all, runtime.NumCPU(), cpu/window, srvCores, all-cpu/window-srvCores,
+			(steal1-steal0).Seconds()/window)
 	} else {
 		b.Logf("machine CPU: %v", err)
 	}
@@ -450,31 +456,38 @@ func benchHeapStack() (heap, stack, objects uint64) {
 }
 
 // benchMachineCPU returns the CPU time every CPU of the machine has spent
-// busy so far (the "cpu" line of /proc/stat, all but idle and iowait), to
-// tell whether something else competed with the benchmark.
-func benchMachineCPU() (time.Duration, error) {
+// busy so far (the "cpu" line of /proc/stat, all but idle, iowait and
+// steal), to tell whether something else competed with the benchmark, and
+// the time the hypervisor took from this virtual machine's CPUs (steal):
+// while it does, every thread on the stolen CPU stands still, so a window
+// with steal in it shows lateness that is not the engine's.
+func benchMachineCPU() (busy, steal time.Duration, err error) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
 	f := strings.Fields(line)
-	if len(f) < 6 || f[0] != "cpu" {
-		return 0, fmt.Errorf("bad /proc/stat line %q", line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("bad /proc/stat line %q", line)
 	}
-	var busy int64
+	const clkTck = 100 // USER_HZ
 	for i, v := range f[1:] {
-		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is already in user
+		if i == 3 || i == 4 || i > 7 { // idle, iowait; guest time is already in user
 			continue
 		}
 		t, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("bad /proc/stat line %q", line)
+			return 0, 0, fmt.Errorf("bad /proc/stat line %q", line)
 		}
-		busy += t
+		d := time.Duration(t) * time.Second / clkTck
+		if i == 7 {
+			steal = d
+		} else {
+			busy += d
+		}
 	}
-	const clkTck = 100 // USER_HZ
-	return time.Duration(busy) * time.Second / clkTck, nil
+	return busy, steal, nil
 }
 
 // benchCPU returns this process's CPU time so far, user+sys.
