@@ -165,30 +165,14 @@ type state struct {
 	notify chan Role
 	// transitions counts role changes by the role entered.
 	transitions [len(roleNames)]uint64
-	// ticks are the latest intervals between heartbeat ticks: how late
-	// this host runs now (probeTimeout).
-	ticks   [32]time.Duration
-	tickPos int
-}
-
-func (s *state) noteTick(d time.Duration) {
-	s.ticks[s.tickPos%len(s.ticks)] = d
-	s.tickPos++
 }
 
 // probeTimeout is how long the VIP probe listens for an answer. A live
-// kernel answers ARP at once, so one keepalive is plenty on a healthy
-// host; on a loaded one this process hears the answer late, as late as
-// its ticks run, and mistaking that for silence would put the VIPs on
-// the network twice. So the wait grows by twice the worst lateness of
-// the recent ticks.
-func (s *state) probeTimeout() time.Duration {
-	worst := time.Duration(0)
-	for _, d := range s.ticks {
-		worst = max(worst, d)
-	}
-	return s.n.cfg.Keepalive + 2*max(worst-s.n.cfg.Keepalive, 0)
-}
+// kernel answers ARP at once, so one keepalive is plenty. It need not
+// grow when this host runs late: an answer that arrives in time waits in
+// the socket, and the probe takes it even when it reads after the window
+// (awaitAnswer).
+func (s *state) probeTimeout() time.Duration { return s.n.cfg.Keepalive }
 
 // earlyCheck is a fresh ping-node probe and VIP probe run while the peer
 // is silent but not yet dead, so that the takeover at deadtime does not
@@ -199,7 +183,10 @@ type earlyCheck struct {
 	// clear: a ping node answered (or none is configured) and nothing
 	// answered for the VIPs.
 	clear bool
-	ended time.Time
+	// answered: only the VIPs stood in the way (something still answered
+	// for them), so a repeat may find them gone (earlyAt).
+	answered bool
+	ended    time.Time
 }
 
 // earlyAt is when to start the early check of the current silence of the
@@ -209,6 +196,12 @@ type earlyCheck struct {
 // probe window (and half a keepalive) before deadtime, so that its result
 // is fresh when deadtime comes, but never before half of deadtime has
 // passed in silence.
+//
+// A check that found only the VIPs in the way is repeated at once, for as
+// long as a repeat can end before deadtime: a crashed director's kernel
+// answers for its VIPs until its guard removes them, a moment after the
+// crash, and a clear result just before deadtime spares the takeover a
+// probe of its own after it.
 func (s *state) earlyAt() time.Time {
 	cfg := &s.n.cfg
 	pings := cfg.Pinger != nil && cfg.Pinger.Total() > 0
@@ -216,8 +209,14 @@ func (s *state) earlyAt() time.Time {
 		return time.Time{}
 	}
 	m, heard, ok := s.el.Peer()
-	if !ok || m.Kind == KindLeaving || (s.early != nil && s.early.heard.Equal(heard)) {
+	if !ok || m.Kind == KindLeaving {
 		return time.Time{}
+	}
+	if e := s.early; e != nil && e.heard.Equal(heard) {
+		if !e.done || !e.answered || e.ended.Add(s.probeTimeout()).After(heard.Add(cfg.Deadtime)) {
+			return time.Time{}
+		}
+		return e.ended
 	}
 	lead := s.probeTimeout() + cfg.Keepalive/2
 	return heard.Add(max(cfg.Deadtime-lead, cfg.Deadtime/2))
@@ -264,6 +263,7 @@ func (s *state) checkEarly(ctx context.Context) {
 			}
 			e.done, e.ended = true, time.Now()
 			e.clear = (!probed || reached > 0) && perr == nil && len(answers) == 0
+			e.answered = (!probed || reached > 0) && perr == nil && len(answers) > 0
 		})
 	}()
 }
@@ -386,7 +386,6 @@ func (n *Node) Run(ctx context.Context) error {
 				// The peer may already count this director as dead.
 				n.log.Warn("failover: heartbeats went out late; the host is overloaded", "interval", lag.Round(time.Millisecond), "keepalive", n.cfg.Keepalive)
 			}
-			s.noteTick(time.Since(lastTick))
 			lastTick = time.Now()
 			s.drain(ctx, frames)
 			s.send(KindHeartbeat)
@@ -635,24 +634,41 @@ func (s *state) confirmTakeover(ctx context.Context, why Reason) {
 	}
 	timeout, hookTimeout, probeTimeout := s.n.cfg.Deadtime, s.n.cfg.HookTimeout, s.probeTimeout()
 	go func() {
+		// A live kernel answers ARP at once, even when its directord is
+		// stalled (see probeTimeout).
+		var answers []VIPAnswer
+		var perr error
+		vipsProbed := false
+		checkVIPs := func() {
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			answers, perr = probeVIPs(pctx)
+			cancel()
+			vipsProbed = true
+		}
 		reached, probed := 0, false
 		if p != nil && p.Total() > 0 {
+			// With no fence to run between them, the VIPs are probed
+			// while the ping nodes are: their answer counts only if a
+			// ping node answers too.
+			var wg sync.WaitGroup
+			if probeVIPs != nil && (len(fence) == 0 || fenced) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					checkVIPs()
+				}()
+			}
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			reached, probed = p.Probe(pctx), true
 			cancel()
+			wg.Wait()
 		}
 		var ferr error
 		if len(fence) > 0 && !fenced && (!probed || reached > 0) {
 			ferr = runHook(ctx, hookTimeout, fence, peerName)
 		}
-		// A live kernel answers ARP at once, even when its directord is
-		// stalled (see probeTimeout).
-		var answers []VIPAnswer
-		var perr error
-		if probeVIPs != nil && (!probed || reached > 0) && ferr == nil {
-			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-			answers, perr = probeVIPs(pctx)
-			cancel()
+		if probeVIPs != nil && !vipsProbed && (!probed || reached > 0) && ferr == nil {
+			checkVIPs()
 		}
 		s.post(ctx, func(s *state) {
 			s.takingOver = false
