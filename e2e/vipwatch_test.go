@@ -54,14 +54,11 @@ func (p *pairLab) watchVIPs() *vipWatch {
 	}
 	w.f = os.NewFile(uintptr(fd), "vip-watch")
 	t.Cleanup(func() { w.finish() })
-	for _, opt := range [][2]int{{unix.SOL_NETLINK, unix.NETLINK_LISTEN_ALL_NSID}, {unix.SOL_SOCKET, unix.SO_RCVBUF}} {
-		v := 1
-		if opt[1] == unix.SO_RCVBUF {
-			v = 1 << 20
-		}
-		if err := unix.SetsockoptInt(fd, opt[0], opt[1], v); err != nil {
-			t.Fatalf("vip watch: setsockopt %d/%d: %v", opt[0], opt[1], err)
-		}
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_LISTEN_ALL_NSID, 1); err != nil {
+		t.Fatalf("vip watch: listen to all namespaces: %v", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20); err != nil {
+		t.Fatalf("vip watch: receive buffer: %v", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (unix.RTNLGRP_IPV4_IFADDR - 1)}); err != nil {
 		t.Fatalf("vip watch: bind: %v", err)

@@ -262,8 +262,9 @@ func (s *state) checkEarly(ctx context.Context) {
 				s.pinged(time.Now(), reached)
 			}
 			e.done, e.ended = true, time.Now()
-			e.clear = (!probed || reached > 0) && perr == nil && len(answers) == 0
-			e.answered = (!probed || reached > 0) && perr == nil && len(answers) > 0
+			conclusive := (!probed || reached > 0) && perr == nil
+			e.clear = conclusive && len(answers) == 0
+			e.answered = conclusive && len(answers) > 0
 		})
 	}()
 }

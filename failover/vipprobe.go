@@ -242,8 +242,7 @@ func sendNS(ctx context.Context, iface string, ip netip.Addr) (*probe, error) {
 		return nil, err
 	}
 	return &probe{close: c.Close, await: func() (net.HardwareAddr, bool, error) {
-		var mac net.HardwareAddr
-		_, answered, err := awaitAnswer(c, func(b []byte) (net.HardwareAddr, bool) {
+		return awaitAnswer(c, func(b []byte) (net.HardwareAddr, bool) {
 			m, err := ndp.ParseMessage(b)
 			if err != nil {
 				return nil, false // a message that does not parse is not an answer
@@ -254,12 +253,11 @@ func sendNS(ctx context.Context, iface string, ip netip.Addr) (*probe, error) {
 			}
 			for _, o := range na.Options {
 				if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target {
-					mac = lla.Addr
+					return lla.Addr, true
 				}
 			}
-			return mac, true
+			return nil, true
 		})
-		return mac, answered, err
 	}}, nil
 }
 
