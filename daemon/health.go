@@ -28,7 +28,7 @@ func seedAdopted(cfg *config.Config, kernel director.Table, specs []checks.Spec)
 			continue
 		}
 		for _, rs := range s.RealServers {
-			if d, ok := e.Dests[director.DestKey{Addr: rs.Address, Port: rs.Port}]; ok && d.Weight > 0 {
+			if d, ok := e.Dests.Get(director.DestKey{Addr: rs.Address, Port: rs.Port}); ok && d.Weight > 0 {
 				serving[server{s.Name, rs.AddrPort()}] = true
 			}
 		}

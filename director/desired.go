@@ -34,7 +34,14 @@ func ServiceOf(s *config.Service) ipvs.Service {
 		out.FWMark = s.FWMark
 	} else {
 		out.Address, out.Port = s.VIP, s.Port
-		out.Protocol = map[config.Protocol]ipvs.Protocol{config.TCP: ipvs.TCP, config.UDP: ipvs.UDP, config.SCTP: ipvs.SCTP}[s.Protocol]
+		switch s.Protocol {
+		case config.TCP:
+			out.Protocol = ipvs.TCP
+		case config.UDP:
+			out.Protocol = ipvs.UDP
+		case config.SCTP:
+			out.Protocol = ipvs.SCTP
+		}
 	}
 	mask := bits
 	if s.Persistence > 0 {
@@ -88,7 +95,22 @@ func DestinationOf(rs *config.RealServer, weight int) ipvs.Destination {
 // now. The sorry server is in it only while no real server can take
 // traffic (none present with a weight above zero).
 func DesiredEntry(s *config.Service, w Weights) *Entry {
-	e := &Entry{Name: s.Name, Service: ServiceOf(s), Dests: make(map[DestKey]ipvs.Destination, len(s.RealServers))}
+	e := new(Entry)
+	desiredEntry(e, s, w, make([]ipvs.Destination, 0, destRoom(s)))
+	return e
+}
+
+// destRoom is the most destinations s can have in the kernel.
+func destRoom(s *config.Service) int {
+	if s.SorryServer != nil {
+		return len(s.RealServers) + 1
+	}
+	return len(s.RealServers)
+}
+
+// desiredEntry fills e, appending its destinations to buf, which must
+// have room for them all (so that entries can share one allocation).
+func desiredEntry(e *Entry, s *config.Service, w Weights, buf []ipvs.Destination) {
 	available := false
 	for i := range s.RealServers {
 		rs := &s.RealServers[i]
@@ -99,22 +121,32 @@ func DesiredEntry(s *config.Service, w Weights) *Entry {
 		if weight > 0 {
 			available = true
 		}
-		d := DestinationOf(rs, weight)
-		e.Dests[DestKeyOf(d)] = d
+		buf = append(buf, DestinationOf(rs, weight))
 	}
 	if s.SorryServer != nil && !available {
-		d := DestinationOf(s.SorryServer, max(s.SorryServer.Weight, 1))
-		e.Dests[DestKeyOf(d)] = d
+		buf = append(buf, DestinationOf(s.SorryServer, max(s.SorryServer.Weight, 1)))
 	}
-	return e
+	*e = Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(buf)}
 }
 
-// DesiredTable is the whole table the configuration asks for.
+// DesiredTable is the whole table the configuration asks for. Its
+// entries and their destinations are allocated together: a reload of a
+// large table makes a handful of objects, not two per service.
 func DesiredTable(cfg *config.Config, w Weights) Table {
+	n := 0
+	for i := range cfg.Services {
+		n += destRoom(&cfg.Services[i])
+	}
+	entries := make([]Entry, len(cfg.Services))
+	dests := make([]ipvs.Destination, n)
 	t := make(Table, len(cfg.Services))
 	for i := range cfg.Services {
-		e := DesiredEntry(&cfg.Services[i], w)
-		t[KeyOf(e.Service)] = e
+		s := &cfg.Services[i]
+		room := destRoom(s)
+		// Full slice expression: an entry can never grow into the next.
+		desiredEntry(&entries[i], s, w, dests[:0:room])
+		dests = dests[room:]
+		t[KeyOf(entries[i].Service)] = &entries[i]
 	}
 	return t
 }

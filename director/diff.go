@@ -100,34 +100,41 @@ func DiffEntry(want, have *Entry) []Op {
 	if !sameService(want.Service, have.Service) {
 		ops = append(ops, Op{Kind: UpdateService, Name: want.Name, Service: want.Service, OldService: have.Service})
 	}
-	found := 0
-	for dk, d := range want.Dests {
-		hd, ok := have.Dests[dk]
+	// Both sides are sorted by key: one walk finds every difference.
+	w, h := want.Dests, have.Dests
+	for i, j := 0, 0; i < len(w) || j < len(h); {
+		var c int
 		switch {
-		case !ok:
-			ops = append(ops, Op{Kind: CreateDest, Name: want.Name, Service: want.Service, Dest: d})
-			continue
-		case !sameDest(d, hd):
-			ops = append(ops, Op{Kind: UpdateDest, Name: want.Name, Service: want.Service, Dest: d, OldDest: hd})
+		case i == len(w):
+			c = 1
+		case j == len(h):
+			c = -1
+		case sameKey(w[i], h[j]):
+			c = 0
+		default:
+			c = compareDest(w[i], h[j])
 		}
-		found++
-	}
-	if found == len(have.Dests) {
-		// Every destination the kernel has is wanted: none to remove,
-		// and no need to look them all up again (a no-op reconcile of a
-		// large table is mostly this loop).
-		return ops
-	}
-	for dk, hd := range have.Dests {
-		if _, ok := want.Dests[dk]; !ok {
-			ops = append(ops, Op{Kind: RemoveDest, Name: want.Name, Service: want.Service, Dest: hd})
+		switch {
+		case c < 0:
+			ops = append(ops, Op{Kind: CreateDest, Name: want.Name, Service: want.Service, Dest: w[i]})
+			i++
+		case c > 0:
+			ops = append(ops, Op{Kind: RemoveDest, Name: want.Name, Service: want.Service, Dest: h[j]})
+			j++
+		default:
+			if !sameDest(w[i], h[j]) {
+				ops = append(ops, Op{Kind: UpdateDest, Name: want.Name, Service: want.Service, Dest: w[i], OldDest: h[j]})
+			}
+			i++
+			j++
 		}
 	}
 	return ops
 }
 
 // sortOps orders a plan by kind, then by object, so plans are stable and
-// a service exists before its destinations are added.
+// a service exists before its destinations are added. Destinations are
+// added in key order, so each lands at the end of the view's slice.
 func sortOps(ops []Op) {
 	slices.SortStableFunc(ops, func(a, b Op) int {
 		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
@@ -135,6 +142,11 @@ func sortOps(ops []Op) {
 		}
 		if c := compareSvcKey(KeyOf(a.Service), KeyOf(b.Service)); c != 0 {
 			return c
+		}
+		if a.Kind == RemoveDest {
+			// Last first: each removal from the view's sorted slice
+			// is then at its end, and removing many stays linear.
+			return compareDestKey(DestKeyOf(b.Dest), DestKeyOf(a.Dest))
 		}
 		return compareDestKey(DestKeyOf(a.Dest), DestKeyOf(b.Dest))
 	})

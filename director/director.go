@@ -308,7 +308,7 @@ func (d *Director) status(st *state) Status {
 		add := func(rs *config.RealServer, sorry bool) {
 			kw := -1
 			if inKernel {
-				if kd, ok := e.Dests[DestKey{Addr: rs.Address, Port: rs.Port}]; ok {
+				if kd, ok := e.Dests.Get(DestKey{Addr: rs.Address, Port: rs.Port}); ok {
 					kw = int(kd.Weight)
 				}
 			}

@@ -139,7 +139,8 @@ func TestDrainEnable(t *testing.T) {
 	key := KeyOf(ServiceOf(&cfg.Services[0]))
 	weight := func(addr string) uint32 {
 		ap := netip.MustParseAddrPort(addr)
-		return k.table[key].Dests[DestKey{ap.Addr(), ap.Port()}].Weight
+		d, _ := k.table[key].Dests.Get(DestKey{ap.Addr(), ap.Port()})
+		return d.Weight
 	}
 
 	k.resetCalls()

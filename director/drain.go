@@ -28,7 +28,7 @@ type drainWeights struct {
 }
 
 func (w drainWeights) Weight(s *config.Service, rs *config.RealServer) (int, bool) {
-	if w.drained[DrainKey{s.Name, rs.AddrPort()}] {
+	if len(w.drained) > 0 && w.drained[DrainKey{s.Name, rs.AddrPort()}] {
 		return 0, true
 	}
 	return w.inner.Weight(s, rs)

@@ -113,7 +113,7 @@ func (f *fakeKernel) CreateService(s ipvs.Service) error {
 	if _, ok := f.table[k]; ok {
 		return unix.EEXIST
 	}
-	f.table[k] = &Entry{Service: normalService(s), Dests: map[DestKey]ipvs.Destination{}}
+	f.table[k] = &Entry{Service: normalService(s)}
 	f.order = append(f.order, k)
 	return nil
 }
@@ -160,10 +160,10 @@ func (f *fakeKernel) CreateDestination(s ipvs.Service, d ipvs.Destination) error
 	if !ok {
 		return unix.ESRCH
 	}
-	if _, ok := e.Dests[DestKeyOf(d)]; ok {
+	if _, ok := e.Dests.Get(DestKeyOf(d)); ok {
 		return unix.EEXIST
 	}
-	e.Dests[DestKeyOf(d)] = d
+	e.Dests.put(d)
 	return nil
 }
 
@@ -177,10 +177,10 @@ func (f *fakeKernel) UpdateDestination(s ipvs.Service, d ipvs.Destination) error
 	if !ok {
 		return unix.ESRCH
 	}
-	if _, ok := e.Dests[DestKeyOf(d)]; !ok {
+	if _, ok := e.Dests.Get(DestKeyOf(d)); !ok {
 		return unix.ENOENT
 	}
-	e.Dests[DestKeyOf(d)] = d
+	e.Dests.put(d)
 	return nil
 }
 
@@ -194,10 +194,10 @@ func (f *fakeKernel) RemoveDestination(s ipvs.Service, d ipvs.Destination) error
 	if !ok {
 		return unix.ESRCH
 	}
-	if _, ok := e.Dests[DestKeyOf(d)]; !ok {
+	if _, ok := e.Dests.Get(DestKeyOf(d)); !ok {
 		return unix.ENOENT
 	}
-	delete(e.Dests, DestKeyOf(d))
+	e.Dests.remove(DestKeyOf(d))
 	return nil
 }
 

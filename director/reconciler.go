@@ -485,17 +485,17 @@ func (r *Reconciler) record(op Op) {
 				e.Name = op.Name
 			}
 		} else {
-			r.view[key] = &Entry{Name: op.Name, Service: normalService(op.Service), Dests: map[DestKey]ipvs.Destination{}}
+			r.view[key] = &Entry{Name: op.Name, Service: normalService(op.Service)}
 		}
 	case RemoveService:
 		delete(r.view, key)
 	case CreateDest, UpdateDest:
 		if e, ok := r.view[key]; ok {
-			e.Dests[DestKeyOf(op.Dest)] = op.Dest
+			e.Dests.put(op.Dest)
 		}
 	case RemoveDest:
 		if e, ok := r.view[key]; ok {
-			delete(e.Dests, DestKeyOf(op.Dest))
+			e.Dests.remove(DestKeyOf(op.Dest))
 		}
 	}
 }

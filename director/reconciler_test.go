@@ -177,7 +177,7 @@ func TestKernelErrorsDoNotStopTheRest(t *testing.T) {
 	if !errors.Is(res.Errors[0], unix.ENOENT) && !errors.Is(res.Errors[1], unix.ENOENT) {
 		t.Errorf("the unknown scheduler's ENOENT is lost: %v", res.Errors)
 	}
-	if _, ok := k.table[KeyOf(ServiceOf(&good))].Dests[DestKey{netip.MustParseAddr("10.0.0.1"), 80}]; !ok {
+	if _, ok := k.table[KeyOf(ServiceOf(&good))].Dests.Get(DestKey{netip.MustParseAddr("10.0.0.1"), 80}); !ok {
 		t.Fatal("the good service did not converge")
 	}
 	if k.calls["CreateDestination"] != 2 {
@@ -266,7 +266,7 @@ func TestSorryServerOnlyWhileNoneAvailable(t *testing.T) {
 		if res := r.ApplyEntry(DesiredEntry(&cfg.Services[0], step.w)); res.Failed != 0 {
 			t.Fatal(res.Errors)
 		}
-		_, hasSorry := k.table[key].Dests[sorryKey]
+		_, hasSorry := k.table[key].Dests.Get(sorryKey)
 		if hasSorry != step.wantSorry || len(k.table[key].Dests) != step.wantDests {
 			t.Fatalf("weights %v: sorry in table %v (want %v), %d destinations (want %d)", step.w, hasSorry, step.wantSorry, len(k.table[key].Dests), step.wantDests)
 		}

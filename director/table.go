@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/cloudflare/ipvs"
@@ -69,11 +70,68 @@ func DestKeyOf(d ipvs.Destination) DestKey { return DestKey{Addr: d.Address, Por
 
 func (k DestKey) String() string { return netip.AddrPortFrom(k.Addr, k.Port).String() }
 
+// Dests are one service's destinations, sorted by DestKey. Two of them
+// are compared in one walk, with no hashing, and building one is one
+// allocation: a no-op reconcile of a large table is mostly this.
+type Dests []ipvs.Destination
+
+// makeDests sorts ds into a Dests. Of two with the same key, the later
+// one is kept, as assigning them in turn to a map would.
+func makeDests(ds []ipvs.Destination) Dests {
+	if !slices.IsSortedFunc(ds, compareDest) {
+		slices.SortStableFunc(ds, compareDest)
+	}
+	out := ds[:0]
+	for i, d := range ds {
+		if i+1 < len(ds) && sameKey(d, ds[i+1]) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return Dests(out)
+}
+
+func (ds Dests) find(k DestKey) (int, bool) {
+	return slices.BinarySearchFunc(ds, k, func(d ipvs.Destination, k DestKey) int {
+		return compareDestKey(DestKeyOf(d), k)
+	})
+}
+
+// Get returns the destination with key k.
+func (ds Dests) Get(k DestKey) (ipvs.Destination, bool) {
+	if i, ok := ds.find(k); ok {
+		return ds[i], true
+	}
+	return ipvs.Destination{}, false
+}
+
+// put adds d, or replaces the destination with its key.
+func (ds *Dests) put(d ipvs.Destination) {
+	i, ok := ds.find(DestKeyOf(d))
+	if ok {
+		(*ds)[i] = d
+		return
+	}
+	*ds = slices.Insert(*ds, i, d)
+}
+
+// remove deletes the destination with key k, if there is one.
+func (ds *Dests) remove(k DestKey) {
+	if i, ok := ds.find(k); ok {
+		*ds = slices.Delete(*ds, i, i+1)
+	}
+}
+
+// sameKey reports whether a and b are the same destination of a service.
+func sameKey(a, b ipvs.Destination) bool { return a.Address == b.Address && a.Port == b.Port }
+
+func compareDest(a, b ipvs.Destination) int { return compareDestKey(DestKeyOf(a), DestKeyOf(b)) }
+
 // Entry is one service with its destinations.
 type Entry struct {
 	Name    string // the config's name; empty for services read from the kernel
 	Service ipvs.Service
-	Dests   map[DestKey]ipvs.Destination
+	Dests   Dests
 
 	// matches, on a view entry, is the desired entry it was last found
 	// equal to. Desired entries are never modified (a change makes a new
@@ -161,16 +219,16 @@ func readDests(kernels []Kernel, svcs []ipvs.Service) ([]*Entry, error) {
 			defer wg.Done()
 			for i := w; i < len(svcs); i += len(kernels) {
 				s := svcs[i]
-				e := &Entry{Service: normalService(s), Dests: map[DestKey]ipvs.Destination{}}
 				dests, err := kk.Destinations(s)
 				if err != nil && !errors.Is(err, os.ErrNotExist) {
 					errs[i] = fmt.Errorf("read destinations of %s: %w", KeyOf(s), err)
 					return
 				}
-				for _, d := range dests {
-					e.Dests[DestKeyOf(d.Destination)] = d.Destination
+				ds := make([]ipvs.Destination, len(dests))
+				for j := range dests {
+					ds[j] = dests[j].Destination
 				}
-				entries[i] = e
+				entries[i] = &Entry{Service: normalService(s), Dests: makeDests(ds)}
 			}
 		}(w, kk)
 	}
