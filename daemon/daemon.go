@@ -135,7 +135,9 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
 	}
-	runCtx, stop := context.WithCancel(ctx)
+	// Not a child of ctx: on a signal, stopAll leaves the pair before
+	// anything else stops (the handover must not wait behind the rest).
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	pending := newChanges()
 	eng.OnChange(pending.add)

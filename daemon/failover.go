@@ -11,6 +11,8 @@ import (
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/failover"
 	"github.com/directorlb/director/liveness"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // GuardArg is the hidden argument that makes directord the VIP guard: the
@@ -102,7 +104,15 @@ func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger, loop *
 				nc.VIPInterfaces = append(nc.VIPInterfaces, v.Interface)
 			}
 		}
-		p.vips, p.list = failover.NewVIPs(vips, log, failover.WithGuard(p.guard)), vips
+		// One netlink socket kept open for the VIPs: a takeover then
+		// makes no socket of its own to add them.
+		nh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("failover.vips: netlink: %w", err)
+		}
+		p.close = append(p.close, func() error { nh.Close(); return nil })
+		p.vips, p.list = failover.NewVIPs(vips, log, failover.WithGuard(p.guard), failover.WithAddrTable(nh)), vips
+		p.close = append(p.close, p.vips.Close)
 		nc.VIPs = p.vips
 		nc.ProbeVIPs = func(ctx context.Context) ([]failover.VIPAnswer, error) { return failover.ProbeVIPs(ctx, vips) }
 	}

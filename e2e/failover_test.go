@@ -155,7 +155,9 @@ func (d *pairDir) start() {
 	cmd := exec.Command("/bin/directord", "-config", path)
 	cmd.Stdout, cmd.Stderr = lw, lw
 	cmd.Env = append(os.Environ(), d.env...)
-	proc, err := d.h.StartCmd(cmd)
+	// At the nice value its systemd unit gives it: the pair's timing is
+	// measured as it is deployed.
+	proc, err := d.h.StartCmdNice(cmd, directordNice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,8 +471,15 @@ type gapProbe struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 	mu   sync.Mutex
-	ok   []time.Time
+	all  []attempt
 	done chan struct{}
+}
+
+// attempt is one connection the probe tried: when it was opened, whether
+// it succeeded, and when its echo came back if it did.
+type attempt struct {
+	opened, answered time.Time
+	ok               bool
 }
 
 func (p *pairLab) probeGaps() *gapProbe {
@@ -484,11 +493,15 @@ func (p *pairLab) probeGaps() *gapProbe {
 			g.wg.Add(1)
 			go func() {
 				defer g.wg.Done()
-				if !p.echoOnce(ctx, 500*time.Millisecond) {
-					return
+				a := attempt{opened: time.Now()}
+				a.ok = p.echoOnce(ctx, 500*time.Millisecond)
+				if a.ok {
+					a.answered = time.Now()
+				} else if ctx.Err() != nil {
+					return // cut short by the probe's end, not the service
 				}
 				g.mu.Lock()
-				g.ok = append(g.ok, time.Now())
+				g.all = append(g.all, a)
 				g.mu.Unlock()
 			}()
 			select {
@@ -500,25 +513,64 @@ func (p *pairLab) probeGaps() *gapProbe {
 	return g
 }
 
-// maxGap stops the probe and returns the longest interval between two
-// successful connections at or after from, and how many succeeded.
-func (g *gapProbe) maxGap(from time.Time) (time.Duration, int) {
+// gaps is what a probe saw from some moment on.
+type gaps struct {
+	// outage is the longest time clients were failed: from the opening
+	// of the last connection that succeeded before a run of failed ones
+	// to the opening of the first that succeeded after it. began is its
+	// start.
+	outage time.Duration
+	began  time.Time
+	// answered is the longest interval between two echoes coming back,
+	// failures or not: it adds the spread of round-trip times, and any
+	// moment the probe itself was not running.
+	answered time.Duration
+	// stall is the probe's own longest pause between two openings (a
+	// guest CPU busy elsewhere): a time no client tried anything.
+	stall     time.Duration
+	ok, tried int
+}
+
+// maxGap stops the probe and measures what it saw from from on.
+func (g *gapProbe) maxGap(from time.Time) gaps {
 	g.stop()
 	<-g.done
 	g.wg.Wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	slices.SortFunc(g.ok, func(a, b time.Time) int { return a.Compare(b) })
-	var gap time.Duration
-	prev := from
-	for _, at := range g.ok {
-		if at.Before(from) {
+	var out gaps
+	slices.SortFunc(g.all, func(a, b attempt) int { return a.opened.Compare(b.opened) })
+	lastOK, prevOpened, failing := from, from, false
+	for _, a := range g.all {
+		if a.opened.Before(from) {
 			continue
 		}
-		gap = max(gap, at.Sub(prev))
+		out.tried++
+		out.stall = max(out.stall, a.opened.Sub(prevOpened))
+		prevOpened = a.opened
+		if !a.ok {
+			failing = true
+			continue
+		}
+		out.ok++
+		if d := a.opened.Sub(lastOK); failing && d > out.outage {
+			out.outage, out.began = d, lastOK
+		}
+		lastOK, failing = a.opened, false
+	}
+	var answers []time.Time
+	for _, a := range g.all {
+		if a.ok && !a.answered.Before(from) {
+			answers = append(answers, a.answered)
+		}
+	}
+	slices.SortFunc(answers, time.Time.Compare)
+	prev := from
+	for _, at := range answers {
+		out.answered = max(out.answered, at.Sub(prev))
 		prev = at
 	}
-	return gap, len(g.ok)
+	return out
 }
 
 // TestFailoverGracefulStop: SIGTERM on the active director hands over at
@@ -529,7 +581,7 @@ func TestFailoverGracefulStop(t *testing.T) {
 	p.startPair()
 	p.dirs[1].settle()
 	watch := p.watchVIPs()
-	var gaps []time.Duration
+	var outages, answered []time.Duration
 	for i := 0; i < 5; i++ {
 		act, other := p.active()
 		m := other.mark()
@@ -547,10 +599,14 @@ func TestFailoverGracefulStop(t *testing.T) {
 		// Successes through the new director after the handover.
 		p.waitReachable(3 * time.Second)
 		p.waitReachable(3 * time.Second)
-		gap, n := probe.maxGap(start)
+		g := probe.maxGap(start)
 		<-stopped
-		gaps = append(gaps, gap)
-		t.Logf("round %d: %s stopped, %s took over; longest gap between successful connections %v (%d connections)", i, act.name, other.name, gap.Round(time.Millisecond), n)
+		outages = append(outages, g.outage)
+		answered = append(answered, g.answered)
+		// Wall-clock times, to be read beside the daemons' logs.
+		t.Logf("round %d: %s stopped at %s, %s took over; longest outage %v from %s; between echoes %v; probe's longest pause %v; %d of %d connections succeeded",
+			i, act.name, start.UTC().Format("15:04:05.000"), other.name, g.outage.Round(time.Millisecond), g.began.UTC().Format("15:04:05.000"),
+			g.answered.Round(time.Millisecond), g.stall.Round(time.Millisecond), g.ok, g.tried)
 		act.start()
 		act.waitRole(0, "standby", 10*time.Second)
 		act.settle()
@@ -559,15 +615,16 @@ func TestFailoverGracefulStop(t *testing.T) {
 	if len(violations) > 0 {
 		t.Errorf("both directors held the VIP: %v", violations)
 	}
-	slices.Sort(gaps)
-	t.Logf("graceful stop: longest client-visible gap per round, sorted: %v", gaps)
+	slices.Sort(outages)
+	slices.Sort(answered)
+	t.Logf("graceful stop, per round, sorted: longest client-visible outage %v; longest interval between echoes %v", outages, answered)
 	// The goal is 50ms. Under emulation the handover itself (signal,
-	// release, leaving, take, announce) measures 80-120ms in the logs,
-	// and a round now and then runs slow with the guest (380ms seen), so
-	// the lab bounds the median round at 300ms and the figures are the
-	// measurement.
-	if median := gaps[len(gaps)/2]; median > 300*time.Millisecond {
-		t.Errorf("median gap %v", median)
+	// release, leaving, take, announce) measures 10-45ms in the logs, the
+	// probe's own pauses (its process shares two emulated CPUs with both
+	// directors) add up to a hundred more now and then, so the lab bounds
+	// the median round at 150ms and the figures are the measurement.
+	if median := outages[len(outages)/2]; median > 150*time.Millisecond {
+		t.Errorf("median outage %v", median)
 	}
 }
 
@@ -983,7 +1040,7 @@ func TestFailoverFaultLoop(t *testing.T) {
 	// back after both were out takes longest, as the director must
 	// resolve its ping node again (about 1s) before it may serve.
 	const goal = 2 * time.Second
-	var worst time.Duration
+	var worst slowest
 	counts := map[string]int{}
 	for i := 0; i < *faultIterations; i++ {
 		faults := []string{"kill", "stop", "flap", "reload"}
@@ -1068,7 +1125,7 @@ func TestFailoverFaultLoop(t *testing.T) {
 	if len(violations) > 0 {
 		t.Errorf("both directors held the VIP: %v (seed %d)", violations, seed)
 	}
-	t.Logf("%d iterations %v, %d VIP changes watched, no overlap; slowest recovery %v (seed %d)", *faultIterations, counts, changes, worst.Round(time.Millisecond), seed)
+	t.Logf("%d iterations %v, %d VIP changes watched, no overlap; slowest recovery %v, after %s (seed %d)", *faultIterations, counts, changes, worst.took.Round(time.Millisecond), worst.what, seed)
 }
 
 // pairCable is one of a director's two cables.
@@ -1080,7 +1137,7 @@ type pairCable struct {
 
 // checkReachable requires a working client connection within goal while
 // some director has its front cable: that one can serve.
-func (p *pairLab) checkReachable(t *testing.T, i int, what string, cables []pairCable, cut map[int]bool, echo []func(), goal time.Duration, worst *time.Duration) {
+func (p *pairLab) checkReachable(t *testing.T, i int, what string, cables []pairCable, cut map[int]bool, echo []func(), goal time.Duration, worst *slowest) {
 	t.Helper()
 	if !slices.ContainsFunc(echo, func(f func()) bool { return f == nil }) {
 		return // every real server is down
@@ -1098,7 +1155,15 @@ func (p *pairLab) checkReachable(t *testing.T, i int, what string, cables []pair
 	if _, err := p.firstConnect(goal, nil); err != nil {
 		t.Fatalf("iteration %d (%s): %v", i, what, err)
 	}
-	*worst = max(*worst, time.Since(start))
+	if took := time.Since(start); took > worst.took {
+		*worst = slowest{took, fmt.Sprintf("iteration %d (%s)", i, what)}
+	}
+}
+
+// slowest is the fault loop's slowest recovery, and what it followed.
+type slowest struct {
+	took time.Duration
+	what string
 }
 
 // stopEcho stops real server k's echo service and returns what starts

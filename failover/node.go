@@ -19,6 +19,8 @@ type vipHolder interface {
 	Acquire(ctx context.Context) error
 	Announce(ctx context.Context) error
 	Release() error
+	// Prepare readies what Acquire will need, while it is not needed.
+	Prepare()
 }
 
 // syncControl starts and stops the kernel's IPVS sync daemons (SyncConn).
@@ -734,6 +736,10 @@ func (s *state) become(ctx context.Context, r Role, why Reason) {
 		s.stepDown()
 	}
 	s.setRole(r, from, why)
+	if r != RoleActive && n.cfg.VIPs != nil {
+		// After the peer has been told: nothing waits for this.
+		n.cfg.VIPs.Prepare()
+	}
 }
 
 func (s *state) setRole(r, from Role, why Reason) {
@@ -757,27 +763,40 @@ func (s *state) setRole(r, from Role, why Reason) {
 
 // stepDown gives up what only the active director holds.
 func (s *state) stepDown() {
-	n := s.n
-	if n.cfg.VIPs != nil {
-		if err := n.cfg.VIPs.Release(); err != nil {
-			n.log.Error("failover: cannot remove the VIPs", "err", err)
+	s.releaseVIPs()
+	s.stopSyncMaster()
+}
+
+func (s *state) releaseVIPs() {
+	if vips := s.n.cfg.VIPs; vips != nil {
+		if err := vips.Release(); err != nil {
+			s.n.log.Error("failover: cannot remove the VIPs", "err", err)
 		}
 	}
-	if n.cfg.Sync != nil {
-		if err := n.cfg.Sync.Stop(SyncMaster); err != nil {
-			n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
+}
+
+func (s *state) stopSyncMaster() {
+	if sd := s.n.cfg.Sync; sd != nil {
+		if err := sd.Stop(SyncMaster); err != nil {
+			s.n.log.Error("failover: cannot stop the IPVS master sync daemon", "err", err)
 		}
 	}
 }
 
 // leave is the graceful stop: the VIPs go first, so the pair never holds
 // them twice, then the peer is told, on every link, to take over now.
+// The master sync daemon stops after that: the peer's takeover need not
+// wait for it, and until then it syncs the last connections.
 func (s *state) leave() {
-	if s.el.Role() == RoleActive {
-		s.stepDown()
+	wasActive := s.el.Role() == RoleActive
+	if wasActive {
+		s.releaseVIPs()
 	}
 	s.el.SetRole(RoleStandby)
 	s.send(KindLeaving)
+	if wasActive {
+		s.stopSyncMaster()
+	}
 	s.n.log.Info("failover: left the pair")
 }
 

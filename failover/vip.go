@@ -136,6 +136,10 @@ type VIPs struct {
 	repeats   int
 	interval  time.Duration
 
+	// prepared are announcements opened ahead of a takeover (Prepare);
+	// the role goroutine's alone.
+	prepared map[VIP]Announcement
+
 	mu         sync.Mutex
 	stopRepeat context.CancelFunc // nil when no repeats are pending
 	repeatDone chan struct{}
@@ -151,6 +155,7 @@ func NewVIPs(vips []VIP, log *slog.Logger, opts ...VIPOption) *VIPs {
 		announcer: linkAnnouncer{},
 		repeats:   DefaultAnnounceRepeats,
 		interval:  DefaultAnnounceInterval,
+		prepared:  map[VIP]Announcement{},
 	}
 	for _, o := range opts {
 		o(v)
@@ -268,10 +273,49 @@ func (v *VIPs) add(vip VIP) error {
 	return nil
 }
 
+// Prepare opens each VIP's announcement ahead of a takeover, so that the
+// first one goes out with no interface lookup and no new socket in the
+// way. The role goroutine calls it while standby. One that cannot be
+// opened now is opened when it is needed.
+func (v *VIPs) Prepare() {
+	for _, vip := range v.vips {
+		if _, ok := v.prepared[vip]; ok {
+			continue
+		}
+		a, err := v.announcer.Open(vip)
+		if err != nil {
+			v.log.Debug("vip announcement not prepared", "vip", vip.Prefix, "interface", vip.Interface, "why", err)
+			continue
+		}
+		v.prepared[vip] = a
+	}
+}
+
+// Close closes the prepared announcements.
+func (v *VIPs) Close() error {
+	var errs []error
+	for vip, a := range v.prepared {
+		errs = append(errs, a.Close())
+		delete(v.prepared, vip)
+	}
+	return errors.Join(errs...)
+}
+
 // pendingAnnouncement is an opened announcement and what it is for.
 type pendingAnnouncement struct {
 	vip VIP
 	Announcement
+	prepared bool // opened by Prepare, before this takeover
+}
+
+// open returns vip's announcement: the prepared one if there is one.
+func (v *VIPs) open(vip VIP) (pendingAnnouncement, error) {
+	if a, ok := v.prepared[vip]; ok {
+		delete(v.prepared, vip)
+		return pendingAnnouncement{vip, a, true}, nil
+	}
+	a, err := v.announcer.Open(vip)
+	return pendingAnnouncement{vip, a, false}, err
 }
 
 // announce sends the first announcement of each VIP now and leaves the
@@ -281,7 +325,7 @@ func (v *VIPs) announce(ctx context.Context, vips []VIP) error {
 	var errs []error
 	var open []pendingAnnouncement
 	for _, vip := range vips {
-		a, err := v.announcer.Open(vip)
+		a, err := v.open(vip)
 		if errors.Is(err, ErrNotAnnounceable) {
 			v.log.Debug("vip not announced", "vip", vip.Prefix, "interface", vip.Interface, "why", err)
 			continue
@@ -290,10 +334,31 @@ func (v *VIPs) announce(ctx context.Context, vips []VIP) error {
 			errs = append(errs, fmt.Errorf("announce vip %s: %w", vip, err))
 			continue
 		}
-		if err := a.Send(); err != nil {
+		if err := a.Send(); err != nil && !a.prepared {
 			errs = append(errs, fmt.Errorf("announce vip %s: %w", vip, err))
 		}
-		open = append(open, pendingAnnouncement{vip, a})
+		open = append(open, a)
+	}
+	// The interface may have changed since an announcement was prepared
+	// (a new MAC, the interface made anew): each prepared one is replaced
+	// by a fresh one, sent at once, now that the first is out. A
+	// neighbour that heard a stale one is corrected a moment later.
+	for i, a := range open {
+		if !a.prepared {
+			continue
+		}
+		fresh, err := v.announcer.Open(a.vip)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("announce vip %s: %w", a.vip, err))
+			continue
+		}
+		if err := a.Close(); err != nil {
+			v.log.Warn("vip announcement not closed", "vip", a.vip.Prefix, "interface", a.vip.Interface, "err", err)
+		}
+		open[i] = pendingAnnouncement{a.vip, fresh, false}
+		if err := fresh.Send(); err != nil {
+			errs = append(errs, fmt.Errorf("announce vip %s: %w", a.vip, err))
+		}
 	}
 	if len(open) == 0 {
 		return errors.Join(errs...)

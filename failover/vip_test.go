@@ -165,10 +165,15 @@ type fakeAnnouncer struct {
 	sent    map[VIP]int
 	closed  map[VIP]chan struct{} // of the latest announcement opened
 	openErr map[VIP]error
+	sendErr map[int]error // by announcement
+	// trace is every open, send and close, by announcement: "open 1",
+	// "send 1", ...
+	trace []string
+	n     int
 }
 
 func newFakeAnnouncer(ev *vipCalls) *fakeAnnouncer {
-	return &fakeAnnouncer{ev: ev, sent: map[VIP]int{}, closed: map[VIP]chan struct{}{}, openErr: map[VIP]error{}}
+	return &fakeAnnouncer{ev: ev, sent: map[VIP]int{}, closed: map[VIP]chan struct{}{}, openErr: map[VIP]error{}, sendErr: map[int]error{}}
 }
 
 func (f *fakeAnnouncer) Open(v VIP) (Announcement, error) {
@@ -179,7 +184,9 @@ func (f *fakeAnnouncer) Open(v VIP) (Announcement, error) {
 	}
 	c := make(chan struct{})
 	f.closed[v] = c
-	return &fakeAnnouncement{f: f, v: v, closed: c}, nil
+	f.n++
+	f.trace = append(f.trace, fmt.Sprintf("open %d", f.n))
+	return &fakeAnnouncement{f: f, v: v, closed: c, id: f.n}, nil
 }
 
 func (f *fakeAnnouncer) sends(v VIP) int {
@@ -198,6 +205,7 @@ type fakeAnnouncement struct {
 	f      *fakeAnnouncer
 	v      VIP
 	closed chan struct{}
+	id     int
 }
 
 func (a *fakeAnnouncement) Send() error {
@@ -207,6 +215,11 @@ func (a *fakeAnnouncement) Send() error {
 	default:
 	}
 	a.f.mu.Lock()
+	a.f.trace = append(a.f.trace, fmt.Sprintf("send %d", a.id))
+	if err := a.f.sendErr[a.id]; err != nil {
+		a.f.mu.Unlock()
+		return err
+	}
 	a.f.sent[a.v]++
 	a.f.mu.Unlock()
 	a.f.ev.add("announce %s", a.v)
@@ -214,8 +227,19 @@ func (a *fakeAnnouncement) Send() error {
 }
 
 func (a *fakeAnnouncement) Close() error {
+	a.f.mu.Lock()
+	a.f.trace = append(a.f.trace, fmt.Sprintf("close %d", a.id))
+	a.f.mu.Unlock()
 	close(a.closed)
 	return nil
+}
+
+func (f *fakeAnnouncer) takeTrace() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.trace
+	f.trace = nil
+	return t
 }
 
 // fakeHoldTracker records what it is told.
@@ -673,5 +697,51 @@ func TestAnnounceScheduleRefusesNonsense(t *testing.T) {
 	v = NewVIPs(nil, log, WithAnnounceSchedule(5, -time.Second))
 	if v.repeats != 5 || v.interval != DefaultAnnounceInterval {
 		t.Errorf("schedule %d every %v, want 5 at the default interval", v.repeats, v.interval)
+	}
+}
+
+// A prepared announcement goes out first, before any interface lookup;
+// a fresh one replaces it at once, in case the interface changed since.
+func TestPreparedAnnouncementGoesFirst(t *testing.T) {
+	r := newVIPRig([]VIP{testVIP4})
+	r.vips.Prepare()
+	r.vips.Prepare() // prepared already: nothing more opened
+	if got, want := r.ann.takeTrace(), []string{"open 1"}; !slices.Equal(got, want) {
+		t.Fatalf("prepare: %q, want %q", got, want)
+	}
+	if err := r.vips.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.ann.takeTrace(), []string{"send 1", "open 2", "close 1", "send 2"}; !slices.Equal(got, want) {
+		t.Errorf("takeover: %q, want %q", got, want)
+	}
+	if err := r.vips.Release(); err != nil {
+		t.Fatal(err)
+	}
+	// Released: the repeats' announcement is closed. Prepared again,
+	// then closed unused.
+	r.vips.Prepare()
+	if err := r.vips.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.ann.takeTrace(), []string{"close 2", "open 3", "close 3"}; !slices.Equal(got, want) {
+		t.Errorf("release, prepare, close: %q, want %q", got, want)
+	}
+}
+
+// A prepared announcement that can no longer be sent (its interface was
+// made anew) is no error: the fresh one that replaces it is sent.
+func TestStalePreparedAnnouncementIsReplaced(t *testing.T) {
+	r := newVIPRig([]VIP{testVIP4})
+	r.vips.Prepare()
+	r.ann.sendErr[1] = errors.New("send on interface 7: no such device")
+	if err := r.vips.Acquire(context.Background()); err != nil {
+		t.Fatalf("acquire with a stale prepared announcement: %v", err)
+	}
+	if got, want := r.ann.takeTrace(), []string{"open 1", "send 1", "open 2", "close 1", "send 2"}; !slices.Equal(got, want) {
+		t.Errorf("takeover: %q, want %q", got, want)
+	}
+	if n := r.ann.sends(testVIP4); n != 1 {
+		t.Errorf("%d announcements went out, want the fresh one", n)
 	}
 }

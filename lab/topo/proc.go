@@ -33,7 +33,11 @@ func (h *Host) Start(argv ...string) *Proc {
 
 // StartCmd starts a prepared command inside the host. Unset Stdout and
 // Stderr go to the lab's stdout, prefixed with the host's name.
-func (h *Host) StartCmd(cmd *exec.Cmd) (*Proc, error) {
+func (h *Host) StartCmd(cmd *exec.Cmd) (*Proc, error) { return h.StartCmdNice(cmd, 0) }
+
+// StartCmdNice is StartCmd with the process's nice value set before it
+// runs, as systemd's Nice= does: every thread it makes inherits it.
+func (h *Host) StartCmdNice(cmd *exec.Cmd, nice int) (*Proc, error) {
 	prefix := fmt.Sprintf("[%s %s] ", h.Name, cmd.Path)
 	if cmd.Stdout == nil {
 		cmd.Stdout = &linePrefixer{w: os.Stdout, prefix: prefix}
@@ -47,8 +51,17 @@ func (h *Host) StartCmd(cmd *exec.Cmd) (*Proc, error) {
 	// Its own process group, so Kill reaches whatever it started.
 	cmd.SysProcAttr.Setpgid = true
 	// The child is forked from the calling thread, which Do has moved
-	// into the host's namespace: that is how it inherits the namespace.
-	if err := h.Do(cmd.Start); err != nil {
+	// into the host's namespace: that is how it inherits the namespace,
+	// and the thread's nice value. Do's thread is never reused.
+	err := h.Do(func() error {
+		if nice != 0 {
+			if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice); err != nil {
+				return fmt.Errorf("nice %d: %w", nice, err)
+			}
+		}
+		return cmd.Start()
+	})
+	if err != nil {
 		return nil, err
 	}
 	p := &Proc{Host: h, Cmd: cmd, done: make(chan struct{})}

@@ -1,0 +1,64 @@
+package failover
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+)
+
+// stepLog records, in order, what a leaving node does to the VIPs, the
+// sync daemons and the links.
+type stepLog struct{ steps []string }
+
+func (l *stepLog) Acquire(context.Context) error  { l.steps = append(l.steps, "acquire"); return nil }
+func (l *stepLog) Announce(context.Context) error { return nil }
+func (l *stepLog) Release() error                 { l.steps = append(l.steps, "release"); return nil }
+func (l *stepLog) Prepare()                       {}
+func (l *stepLog) Start(d SyncDaemon) error {
+	l.steps = append(l.steps, "sync start "+d.State.String())
+	return nil
+}
+func (l *stepLog) Stop(st SyncState) error {
+	l.steps = append(l.steps, "sync stop "+st.String())
+	return nil
+}
+func (l *stepLog) Daemons() ([]SyncDaemon, error) { return nil, nil }
+
+type stepLink struct{ log *stepLog }
+
+func (stepLink) Name() string             { return "test" }
+func (stepLink) Recv([]byte) (int, error) { select {} }
+func (stepLink) Close() error             { return nil }
+func (l stepLink) Send(frame []byte) error {
+	kind := "heartbeat"
+	if m, err := Decode(wireTestKey, frame); err == nil && m.Kind == KindLeaving {
+		kind = "leaving"
+	}
+	l.log.steps = append(l.log.steps, "send "+kind)
+	return nil
+}
+
+// A graceful stop of the active director removes its VIPs before it says
+// it is leaving (never two holders), and says so before it stops its
+// master sync daemon (the peer's takeover does not wait for that).
+func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
+	var l stepLog
+	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}}, VIPs: &l, Sync: &l}
+	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", 50*time.Millisecond, 200*time.Millisecond
+	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
+	s.el.SetRole(RoleActive)
+	s.leave()
+	want := []string{"release", "send leaving", "sync stop master"}
+	if !slices.Equal(l.steps, want) {
+		t.Errorf("leaving the pair: %q, want %q", l.steps, want)
+	}
+
+	l.steps = nil
+	s.el.SetRole(RoleStandby)
+	s.leave()
+	if want := []string{"send leaving"}; !slices.Equal(l.steps, want) {
+		t.Errorf("a standby leaving: %q, want %q", l.steps, want)
+	}
+}
