@@ -464,9 +464,9 @@ func TestFailoverKill(t *testing.T) {
 }
 
 // gapProbe dials the service every 5ms, each attempt with its own
-// timeout, and records when each successful exchange completed, until
-// stopped. The longest interval between successes is the outage a client
-// could see.
+// timeout, and records every attempt, until stopped: when it was opened,
+// whether it succeeded, and when its echo came back. A run of failed
+// attempts between two that succeeded is an outage a client saw.
 type gapProbe struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
