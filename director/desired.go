@@ -95,9 +95,8 @@ func DestinationOf(rs *config.RealServer, weight int) ipvs.Destination {
 // now. The sorry server is in it only while no real server can take
 // traffic (none present with a weight above zero).
 func DesiredEntry(s *config.Service, w Weights) *Entry {
-	e := new(Entry)
-	desiredEntry(e, s, w, make([]ipvs.Destination, 0, destRoom(s)))
-	return e
+	e := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)))
+	return &e
 }
 
 // destRoom is the most destinations s can have in the kernel.
@@ -108,9 +107,9 @@ func destRoom(s *config.Service) int {
 	return len(s.RealServers)
 }
 
-// desiredEntry fills e, appending its destinations to buf, which must
-// have room for them all (so that entries can share one allocation).
-func desiredEntry(e *Entry, s *config.Service, w Weights, buf []ipvs.Destination) {
+// desiredEntry is DesiredEntry with its destinations appended to buf,
+// which has room for them all when entries share one allocation.
+func desiredEntry(s *config.Service, w Weights, buf []ipvs.Destination) Entry {
 	available := false
 	for i := range s.RealServers {
 		rs := &s.RealServers[i]
@@ -126,7 +125,7 @@ func desiredEntry(e *Entry, s *config.Service, w Weights, buf []ipvs.Destination
 	if s.SorryServer != nil && !available {
 		buf = append(buf, DestinationOf(s.SorryServer, max(s.SorryServer.Weight, 1)))
 	}
-	*e = Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(buf)}
+	return Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(buf)}
 }
 
 // DesiredTable is the whole table the configuration asks for. Its
@@ -144,7 +143,7 @@ func DesiredTable(cfg *config.Config, w Weights) Table {
 		s := &cfg.Services[i]
 		room := destRoom(s)
 		// Full slice expression: an entry can never grow into the next.
-		desiredEntry(&entries[i], s, w, dests[:0:room])
+		entries[i] = desiredEntry(s, w, dests[:0:room])
 		dests = dests[room:]
 		t[KeyOf(entries[i].Service)] = &entries[i]
 	}
