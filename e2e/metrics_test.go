@@ -210,6 +210,12 @@ services:
 	}
 }
 
+// bothLinksUp: the pair's two heartbeat links are both up.
+func bothLinksUp(s scraped) bool {
+	up := s["director_failover_link_up"].GetMetric()
+	return len(up) == 2 && up[0].GetGauge().GetValue() == 1 && up[1].GetGauge().GetValue() == 1
+}
+
 // TestFailoverMetrics: each director's role, its peer and its links are
 // in its metrics, and they change when the active director dies.
 func TestFailoverMetrics(t *testing.T) {
@@ -219,13 +225,13 @@ func TestFailoverMetrics(t *testing.T) {
 	waitMetric(t, d1.h, 5*time.Second, "d1 active with the peer alive on both links", func(s scraped) bool {
 		a, _ := s.get("director_failover_role", "role", "active")
 		alive, _ := s.get("director_failover_peer_alive")
-		return a == 1 && alive == 1 && len(s["director_failover_link_up"].GetMetric()) == 2 &&
-			s["director_failover_link_up"].GetMetric()[0].GetGauge().GetValue() == 1 &&
-			s["director_failover_link_up"].GetMetric()[1].GetGauge().GetValue() == 1
+		return a == 1 && alive == 1 && bothLinksUp(s)
 	})
-	s2 := waitMetric(t, d2.h, 5*time.Second, "d2 standby", func(s scraped) bool {
+	// d2 turns standby on the first heartbeat, from either link; the
+	// other link's first may come a moment later.
+	s2 := waitMetric(t, d2.h, 5*time.Second, "d2 standby, hearing d1 on both links", func(s scraped) bool {
 		v, _ := s.get("director_failover_role", "role", "standby")
-		return v == 1
+		return v == 1 && bothLinksUp(s)
 	})
 	if v := s2.must(t, "director_failover_role", "role", "active"); v != 0 {
 		t.Errorf("d2 active = %v while d1 is active", v)

@@ -392,7 +392,6 @@ func (n *Node) Run(ctx context.Context) error {
 			lastTick = time.Now()
 			s.drain(ctx, frames)
 			s.send(KindHeartbeat)
-			s.watchLinks(time.Now())
 			s.probe(ctx)
 			s.checkInterfaces()
 		case <-deadline.C:
@@ -588,6 +587,10 @@ func (s *state) post(ctx context.Context, ev func(*state)) {
 // evaluate asks the election what to be, and gets there.
 func (s *state) evaluate(ctx context.Context) {
 	now := time.Now()
+	// Links are judged with the same clock as the peer, first: when the
+	// peer is dead, every link it spoke on is already down, in the log
+	// and in the status an admin reads at that moment.
+	s.watchLinks(now)
 	if at := s.earlyAt(); !at.IsZero() && !now.Before(at) && s.el.PeerAlive(now) {
 		s.checkEarly(ctx)
 	}
