@@ -114,6 +114,12 @@ func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger, loop *
 		p.vips, p.list = failover.NewVIPs(vips, log, failover.WithGuard(p.guard), failover.WithAddrTable(nh)), vips
 		p.close = append(p.close, p.vips.Close)
 		nc.VIPs = p.vips
+		ifl, err := failover.OpenIfFlags()
+		if err != nil {
+			return nil, fmt.Errorf("failover.vips: %w", err)
+		}
+		p.close = append(p.close, ifl.Close)
+		nc.Interfaces = ifl
 		nc.ProbeVIPs = func(ctx context.Context) ([]failover.VIPAnswer, error) { return failover.ProbeVIPs(ctx, vips) }
 	}
 	if fo.Sync != nil {

@@ -216,6 +216,53 @@ func (d *pairDir) waitRole(mark int, role string, within time.Duration) {
 
 func (d *pairDir) mark() int { return d.d.log.Mark() }
 
+// logTime is the time directord gave the first line after mark that
+// matches re, or the zero time if there is none yet.
+func (d *pairDir) logTime(mark int, re string) time.Time {
+	line, err := d.d.log.Wait(mark, re, 0)
+	if err != nil {
+		return time.Time{}
+	}
+	_, rest, ok := strings.Cut(line, "time=")
+	if !ok {
+		return time.Time{}
+	}
+	at, err := time.Parse(time.RFC3339Nano, strings.Fields(rest)[0])
+	if err != nil {
+		return time.Time{}
+	}
+	return at
+}
+
+// takeoverTimeline splits a kill's outage at the moment the standby added
+// the VIP (acquired, from its log): the director's part before it, the
+// client's after. Of the client's part it tells when the first attempt
+// that then succeeded was opened, how many opened after the takeover
+// failed, and the longest the test went without opening one (the guest
+// not running the client).
+func takeoverTimeline(killed, acquired time.Time, attempts []attempt) string {
+	if acquired.IsZero() {
+		return "no 'vip acquired' logged"
+	}
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	var failed int
+	var winner time.Time
+	var stall time.Duration
+	for i, a := range attempts {
+		if i > 0 {
+			stall = max(stall, a.opened.Sub(attempts[i-1].opened))
+		}
+		if a.ok && winner.IsZero() {
+			winner = a.opened
+		}
+		if !a.ok && a.opened.After(acquired) && (winner.IsZero() || a.opened.Before(winner)) {
+			failed++
+		}
+	}
+	return fmt.Sprintf("VIP added at +%s; the first good attempt opened at +%s; %d opened after the VIP failed; attempts opened at most %s apart",
+		ms(acquired.Sub(killed)), ms(winner.Sub(killed)), failed, ms(stall))
+}
+
 // status reads directorctl status --json.
 func (d *pairDir) status() pairStatus {
 	d.lab.t.Helper()
@@ -322,23 +369,46 @@ func (p *pairLab) startPair() {
 // accept, if not nil, is asked after each success whether it counts
 // (it went through the director the caller waits for).
 func (p *pairLab) firstConnect(within time.Duration, accept func() bool) (time.Time, error) {
+	at, _, err := p.connectAttempts(within, accept)
+	return at, err
+}
+
+// connectAttempts is firstConnect, and also returns every attempt it
+// made, in the order they were opened, once all of them have ended.
+func (p *pairLab) connectAttempts(within time.Duration, accept func() bool) (time.Time, []attempt, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	got := make(chan time.Time, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		attempts []attempt
+	)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	finish := func(at time.Time, err error) (time.Time, []attempt, error) {
+		cancel()
+		wg.Wait()
+		return at, attempts, err
+	}
 	for {
+		mu.Lock()
+		i := len(attempts)
+		attempts = append(attempts, attempt{opened: time.Now()})
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !p.echoOnce(ctx, time.Second) {
-				return
-			}
+			ok := p.echoOnce(ctx, time.Second)
 			done := time.Now()
-			if accept != nil && !accept() {
+			ok = ok && (accept == nil || accept())
+			mu.Lock()
+			attempts[i].ok = ok
+			if ok {
+				attempts[i].answered = done
+			}
+			mu.Unlock()
+			if !ok {
 				return
 			}
 			select {
@@ -348,9 +418,9 @@ func (p *pairLab) firstConnect(within time.Duration, accept func() bool) (time.T
 		}()
 		select {
 		case at := <-got:
-			return at, nil
+			return finish(at, nil)
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("no client connection to %s succeeded within %s", pairService, within)
+			return finish(time.Time{}, fmt.Errorf("no client connection to %s succeeded within %s", pairService, within))
 		case <-tick.C:
 		}
 	}
@@ -421,16 +491,18 @@ func TestFailoverKill(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		act, other := p.active()
 		m := other.mark()
+		cpu0 := readCPU(os.Getpid(), other.d.proc.Pid())
 		start := time.Now()
 		act.kill()
 		// A connection counts once the standby holds the VIP and the
 		// killed director does not: until its guard removes the VIP, the
 		// killed director's kernel still serves.
 		probe := []*vipReader{act.vipReader(), other.vipReader()}
-		at, err := p.firstConnect(3*time.Second, func() bool { return probe[1].held() && !probe[0].held() })
+		at, attempts, err := p.connectAttempts(3*time.Second, func() bool { return probe[1].held() && !probe[0].held() })
 		if err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
+		cpu := readCPU(os.Getpid(), other.d.proc.Pid())
 		took = append(took, at.Sub(start))
 		t.Logf("round %d: %s killed at %s; a new connection went through %s after %v", i, act.name, start.UTC().Format("15:04:05.000"), other.name, at.Sub(start).Round(time.Millisecond))
 		if !other.holdsVIP() || act.holdsVIP() {
@@ -440,6 +512,7 @@ func TestFailoverKill(t *testing.T) {
 			t.Fatalf("round %d: the client sends to %s, not to %s's %s", i, got, other.name, want)
 		}
 		other.waitRole(m, "active", time.Second)
+		t.Logf("round %d: %s; %s", i, takeoverTimeline(start, other.logTime(m, `vip acquired`), attempts), cpu.since(cpu0, "test", other.name))
 		// The killed director comes back and joins as standby.
 		act.start()
 		act.waitRole(0, "standby", 10*time.Second)

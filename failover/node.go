@@ -47,8 +47,11 @@ type NodeConfig struct {
 	Links  []Link
 	// VIPs, Sync and Pinger may be nil: no VIPs, no connection sync,
 	// no ping nodes.
-	VIPs          vipHolder
+	VIPs vipHolder
+	// VIPInterfaces are read through Interfaces every keepalive: one
+	// missing, down or without carrier puts the director in fault.
 	VIPInterfaces []string
+	Interfaces    flagReader
 	Sync          syncControl
 	SyncDaemon    SyncDaemon // Interface and SyncID; State is set per role
 	Pinger        prober
@@ -97,6 +100,11 @@ func (c *counter) get() uint64 {
 // ErrNoPeer means a switchover was asked for with no peer to take part.
 var ErrNoPeer = errors.New("no live peer")
 
+// flagReader reads an interface's up and carrier flags (IfFlags).
+type flagReader interface {
+	Flags(name string) (net.Flags, error)
+}
+
 // NewNode checks the config; Run starts the node.
 func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Node == "" || len(cfg.Node) > MaxNodeName {
@@ -107,6 +115,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	if cfg.Keepalive <= 0 || cfg.Deadtime <= cfg.Keepalive {
 		return nil, fmt.Errorf("keepalive %s must be positive and shorter than deadtime %s", cfg.Keepalive, cfg.Deadtime)
+	}
+	if len(cfg.VIPInterfaces) > 0 && cfg.Interfaces == nil {
+		return nil, errors.New("VIP interfaces to watch but nothing to read them with")
 	}
 	if cfg.HookTimeout <= 0 {
 		cfg.HookTimeout = 10 * time.Second
@@ -537,14 +548,14 @@ func (s *state) watchLinks(now time.Time) {
 func (s *state) checkInterfaces() {
 	reason := ""
 	for _, name := range s.n.cfg.VIPInterfaces {
-		ifi, err := net.InterfaceByName(name)
+		f, err := s.n.cfg.Interfaces.Flags(name)
 		if err != nil {
 			reason = fmt.Sprintf("VIP interface %s: %v", name, err)
 			break
 		}
 		// Running is the carrier: a pulled cable leaves the interface up
 		// but unable to serve.
-		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagRunning == 0 {
+		if f&net.FlagUp == 0 || f&net.FlagRunning == 0 {
 			reason = fmt.Sprintf("VIP interface %s is down or has no carrier", name)
 			break
 		}

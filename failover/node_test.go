@@ -2,9 +2,13 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // When the peer is judged dead, every link it spoke on is already down:
@@ -43,5 +47,76 @@ func TestPeerDeadTakesItsLinksDownFirst(t *testing.T) {
 		if ls.up {
 			t.Errorf("link %d still up once the peer is dead", i)
 		}
+	}
+}
+
+// links is an interface table for checkInterfaces.
+type links map[string]net.Flags
+
+func (l links) Flags(name string) (net.Flags, error) {
+	f, ok := l[name]
+	if !ok {
+		return 0, errors.New("no such device")
+	}
+	return f, nil
+}
+
+func TestCheckInterfaces(t *testing.T) {
+	const up = net.FlagUp | net.FlagRunning
+	tests := []struct {
+		name  string
+		table links
+		fault string
+	}{
+		{"all up", links{"eth0": up, "eth1": up}, ""},
+		{"down", links{"eth0": up, "eth1": net.FlagRunning}, "VIP interface eth1 is down or has no carrier"},
+		{"no carrier", links{"eth0": net.FlagUp, "eth1": up}, "VIP interface eth0 is down or has no carrier"},
+		{"missing", links{"eth0": up}, "VIP interface eth1: no such device"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := NodeConfig{VIPInterfaces: []string{"eth0", "eth1"}, Interfaces: tt.table}
+			s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now())}
+			s.el.SetFault("an earlier fault")
+			s.checkInterfaces()
+			if got := s.el.Fault(); got != tt.fault {
+				t.Errorf("fault %q, want %q", got, tt.fault)
+			}
+		})
+	}
+}
+
+func TestNewNodeNeedsAnInterfaceReader(t *testing.T) {
+	cfg := NodeConfig{Links: []Link{stepLink{&stepLog{}}}, Keepalive: time.Second, VIPInterfaces: []string{"eth0"}}
+	cfg.Node, cfg.Deadtime = "a", 2*time.Second
+	if _, err := NewNode(cfg); err == nil {
+		t.Fatal("a node with VIP interfaces and no way to read them was accepted")
+	}
+	cfg.Interfaces = links{}
+	if _, err := NewNode(cfg); err != nil {
+		t.Fatalf("with a reader: %v", err)
+	}
+}
+
+// IfFlags reads this host's loopback as up and running, and tells of an
+// interface that does not exist.
+func TestIfFlags(t *testing.T) {
+	f, err := OpenIfFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fl, err := f.Flags("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl&net.FlagUp == 0 || fl&net.FlagRunning == 0 {
+		t.Errorf("lo: %v, want up|running", fl)
+	}
+	if _, err := f.Flags("nosuch0"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("nosuch0: %v, want ENODEV", err)
+	}
+	if _, err := f.Flags("a-name-longer-than-ifnamsiz"); err == nil {
+		t.Error("a name longer than IFNAMSIZ was read")
 	}
 }

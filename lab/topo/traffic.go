@@ -36,7 +36,7 @@ func (h *Host) ListenPacket(network, addr string) (net.PacketConn, error) {
 // Dial connects from inside the host.
 func (h *Host) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := h.Do(func() (err error) {
+	err := h.inside(func() (err error) {
 		var d net.Dialer
 		c, err = d.DialContext(ctx, network, addr)
 		return err
