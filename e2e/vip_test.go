@@ -220,11 +220,11 @@ func TestVIPTakeoverAnnounces(t *testing.T) {
 		}
 	}
 
-	if err := vips1.Release(); err != nil {
+	if err := vips1.Release(nil); err != nil {
 		t.Fatalf("d1 releases: %v", err)
 	}
 	vipHeld(t, "d1", vips1, nil)
-	if err := vips1.Release(); err != nil {
+	if err := vips1.Release(nil); err != nil {
 		t.Errorf("d1 releases again, holding nothing: %v", err)
 	}
 
@@ -279,13 +279,13 @@ func TestVIPTakeoverAnnounces(t *testing.T) {
 
 	// A VIP left on d2 from before, at another prefix length, is still
 	// the VIP: Held sees it and Release removes it.
-	if err := vips2.Release(); err != nil {
+	if err := vips2.Release(nil); err != nil {
 		t.Fatalf("d2 releases: %v", err)
 	}
 	d2.Addr(if2, "192.0.2.10/32")
 	d2.Addr(if2, "2001:db8::10/128")
 	vipHeld(t, "d2 (by hand)", vips2, on2)
-	if err := vips2.Release(); err != nil {
+	if err := vips2.Release(nil); err != nil {
 		t.Fatalf("d2 releases what was left: %v", err)
 	}
 	vipHeld(t, "d2", vips2, nil)

@@ -14,8 +14,15 @@ type stepLog struct{ steps []string }
 
 func (l *stepLog) Acquire(context.Context) error  { l.steps = append(l.steps, "acquire"); return nil }
 func (l *stepLog) Announce(context.Context) error { return nil }
-func (l *stepLog) Release() error                 { l.steps = append(l.steps, "release"); return nil }
-func (l *stepLog) Prepare()                       {}
+func (l *stepLog) Release(gone func()) error {
+	l.steps = append(l.steps, "release")
+	if gone != nil {
+		gone()
+	}
+	l.steps = append(l.steps, "released")
+	return nil
+}
+func (l *stepLog) Prepare() {}
 func (l *stepLog) Start(d SyncDaemon) error {
 	l.steps = append(l.steps, "sync start "+d.State.String())
 	return nil
@@ -41,8 +48,10 @@ func (l stepLink) Send(frame []byte) error {
 }
 
 // A graceful stop of the active director removes its VIPs before it says
-// it is leaving (never two holders), and says so before it stops its
-// master sync daemon (the peer's takeover does not wait for that).
+// it is leaving (never two holders), and says so as soon as they are out
+// of the kernel (before the releases are logged and the guard told) and
+// before it stops its master sync daemon: the peer's takeover waits for
+// none of that.
 func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	var l stepLog
 	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}}, VIPs: &l, Sync: &l}
@@ -50,7 +59,7 @@ func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
 	s.el.SetRole(RoleActive)
 	s.leave()
-	want := []string{"release", "send leaving", "sync stop master"}
+	want := []string{"release", "send leaving", "released", "sync stop master"}
 	if !slices.Equal(l.steps, want) {
 		t.Errorf("leaving the pair: %q, want %q", l.steps, want)
 	}

@@ -18,7 +18,7 @@ import (
 type vipHolder interface {
 	Acquire(ctx context.Context) error
 	Announce(ctx context.Context) error
-	Release() error
+	Release(gone func()) error
 	// Prepare readies what Acquire will need, while it is not needed.
 	Prepare()
 }
@@ -777,15 +777,22 @@ func (s *state) setRole(r, from Role, why Reason) {
 
 // stepDown gives up what only the active director holds.
 func (s *state) stepDown() {
-	s.releaseVIPs()
+	s.releaseVIPs(nil)
 	s.stopSyncMaster()
 }
 
-func (s *state) releaseVIPs() {
-	if vips := s.n.cfg.VIPs; vips != nil {
-		if err := vips.Release(); err != nil {
-			s.n.log.Error("failover: cannot remove the VIPs", "err", err)
+// releaseVIPs removes the VIPs; gone runs once they are out of the
+// kernel (VIPs.Release), or at once without VIPs.
+func (s *state) releaseVIPs(gone func()) {
+	vips := s.n.cfg.VIPs
+	if vips == nil {
+		if gone != nil {
+			gone()
 		}
+		return
+	}
+	if err := vips.Release(gone); err != nil {
+		s.n.log.Error("failover: cannot remove the VIPs", "err", err)
 	}
 }
 
@@ -802,14 +809,17 @@ func (s *state) stopSyncMaster() {
 // The master sync daemon stops after that: the peer's takeover need not
 // wait for it, and until then it syncs the last connections.
 func (s *state) leave() {
-	wasActive := s.el.Role() == RoleActive
-	if wasActive {
-		s.releaseVIPs()
+	tell := func() {
+		s.el.SetRole(RoleStandby)
+		s.send(KindLeaving)
 	}
-	s.el.SetRole(RoleStandby)
-	s.send(KindLeaving)
-	if wasActive {
+	if s.el.Role() == RoleActive {
+		// Told the moment the addresses are out of the kernel, before
+		// the releases are logged and the guard hears of them.
+		s.releaseVIPs(tell)
 		s.stopSyncMaster()
+	} else {
+		tell()
 	}
 	s.n.log.Info("failover: left the pair")
 }

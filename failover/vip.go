@@ -191,10 +191,18 @@ func (v *VIPs) Announce(ctx context.Context) error {
 }
 
 // Release stops pending announcements and removes every VIP that is
-// present; one that is absent is fine.
-func (v *VIPs) Release() error {
+// present; one that is absent is fine. gone, if not nil, runs as soon as
+// the addresses are out of the kernel, before the releases are logged
+// and the guard is told: a peer waiting to take over hears of it first.
+func (v *VIPs) Release(gone func()) error {
 	v.stopRepeats()
 	var errs []error
+	// Each VIP now absent, and whether it was this call that removed it.
+	type absent struct {
+		vip     VIP
+		removed bool
+	}
+	out := make([]absent, 0, len(v.vips))
 	for _, vip := range v.vips {
 		if err := vip.check(); err != nil {
 			errs = append(errs, err)
@@ -205,7 +213,14 @@ func (v *VIPs) Release() error {
 			errs = append(errs, err)
 			continue
 		}
-		if removed {
+		out = append(out, absent{vip, removed})
+	}
+	if gone != nil {
+		gone()
+	}
+	for _, a := range out {
+		vip := a.vip
+		if a.removed {
 			v.log.Info("vip released", "vip", vip.Prefix, "interface", vip.Interface)
 		}
 		if v.guard != nil {

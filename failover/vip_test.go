@@ -405,7 +405,7 @@ func TestReleaseStopsRepeatsAndRemoves(t *testing.T) {
 	if err := r.vips.Acquire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.vips.Release(); err != nil {
+	if err := r.vips.Release(func() { r.ev.add("gone") }); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range []VIP{testVIP4, testVIP6} {
@@ -422,12 +422,13 @@ func TestReleaseStopsRepeatsAndRemoves(t *testing.T) {
 	if err != nil || len(held) != 0 {
 		t.Errorf("Held() = %v, %v after Release", held, err)
 	}
-	// The guard hears of a release only once the address is gone.
+	// The guard hears of a release only once the address is gone, and
+	// after the caller (who tells the peer) heard that every one is.
 	ev := r.ev.list()
-	tail := ev[len(ev)-4:]
+	tail := ev[len(ev)-5:]
 	want := []string{
-		"del 192.0.2.10/24 eth0", "drop " + testVIP4.String(),
-		"del 2001:db8::10/64 eth1", "drop " + testVIP6.String(),
+		"del 192.0.2.10/24 eth0", "del 2001:db8::10/64 eth1", "gone",
+		"drop " + testVIP4.String(), "drop " + testVIP6.String(),
 	}
 	if !slices.Equal(tail, want) {
 		t.Errorf("release calls %q, want %q", tail, want)
@@ -496,7 +497,7 @@ func TestReleaseRemovesWhateverIsThere(t *testing.T) {
 	if err != nil || !slices.Equal(held, []VIP{testVIP4, testVIP6}) {
 		t.Fatalf("Held() = %v, %v; want both, whatever their prefix length", held, err)
 	}
-	if err := r.vips.Release(); err != nil {
+	if err := r.vips.Release(nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := r.table.on("eth0"), []string{"192.0.2.1/24 flags=0x0 preferred=0 valid=0"}; !slices.Equal(got, want) {
@@ -506,14 +507,14 @@ func TestReleaseRemovesWhateverIsThere(t *testing.T) {
 		t.Errorf("eth1 holds %v", got)
 	}
 	// Nothing held: fine.
-	if err := r.vips.Release(); err != nil {
+	if err := r.vips.Release(nil); err != nil {
 		t.Errorf("second Release = %v", err)
 	}
 }
 
 func TestReleaseWithTheInterfaceGone(t *testing.T) {
 	r := newVIPRig([]VIP{{testVIP4.Prefix, "eth7"}})
-	if err := r.vips.Release(); err != nil {
+	if err := r.vips.Release(nil); err != nil {
 		t.Errorf("Release = %v; a missing interface holds nothing", err)
 	}
 	held, err := r.vips.Held()
@@ -528,7 +529,7 @@ func TestReleaseFailureKeepsTheGuardHolding(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.table.delErr = unix.EPERM
-	if err := r.vips.Release(); !errors.Is(err, unix.EPERM) {
+	if err := r.vips.Release(nil); !errors.Is(err, unix.EPERM) {
 		t.Fatalf("Release = %v, want EPERM", err)
 	}
 	if slices.Contains(r.ev.list(), "drop "+testVIP4.String()) {
@@ -715,7 +716,7 @@ func TestPreparedAnnouncementGoesFirst(t *testing.T) {
 	if got, want := r.ann.takeTrace(), []string{"send 1", "open 2", "close 1", "send 2"}; !slices.Equal(got, want) {
 		t.Errorf("takeover: %q, want %q", got, want)
 	}
-	if err := r.vips.Release(); err != nil {
+	if err := r.vips.Release(nil); err != nil {
 		t.Fatal(err)
 	}
 	// Released: the repeats' announcement is closed. Prepared again,
