@@ -594,6 +594,10 @@ type gaps struct {
 	// start.
 	outage time.Duration
 	began  time.Time
+	// failing is, within that outage, the span from the opening of the
+	// first failed connection to that of the last: the part the probe
+	// saw failing, where outage also counts its own pauses around it.
+	failing time.Duration
 	// answered is the longest interval between two echoes coming back,
 	// failures or not: it adds the spread of round-trip times, and any
 	// moment the probe itself was not running.
@@ -614,6 +618,7 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 	var out gaps
 	slices.SortFunc(g.all, func(a, b attempt) int { return a.opened.Compare(b.opened) })
 	lastOK, prevOpened, failing := from, from, false
+	var firstFailed, lastFailed time.Time
 	for _, a := range g.all {
 		if a.opened.Before(from) {
 			continue
@@ -622,12 +627,15 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 		out.stall = max(out.stall, a.opened.Sub(prevOpened))
 		prevOpened = a.opened
 		if !a.ok {
-			failing = true
+			if !failing {
+				firstFailed = a.opened
+			}
+			failing, lastFailed = true, a.opened
 			continue
 		}
 		out.ok++
 		if d := a.opened.Sub(lastOK); failing && d > out.outage {
-			out.outage, out.began = d, lastOK
+			out.outage, out.began, out.failing = d, lastOK, lastFailed.Sub(firstFailed)
 		}
 		lastOK, failing = a.opened, false
 	}
@@ -677,9 +685,13 @@ func TestFailoverGracefulStop(t *testing.T) {
 		outages = append(outages, g.outage)
 		answered = append(answered, g.answered)
 		// Wall-clock times, to be read beside the daemons' logs.
-		t.Logf("round %d: %s stopped at %s, %s took over; longest outage %v from %s; between echoes %v; probe's longest pause %v; %d of %d connections succeeded",
-			i, act.name, start.UTC().Format("15:04:05.000"), other.name, g.outage.Round(time.Millisecond), g.began.UTC().Format("15:04:05.000"),
-			g.answered.Round(time.Millisecond), g.stall.Round(time.Millisecond), g.ok, g.tried)
+		acquired := "?"
+		if at := other.logTime(m, `vip acquired`); !at.IsZero() {
+			acquired = "+" + at.Sub(start).Round(time.Millisecond).String()
+		}
+		t.Logf("round %d: %s stopped at %s, %s added the VIP at %s; longest outage %v from %s (its failed attempts opened over %v); between echoes %v; probe's longest pause %v; %d of %d connections succeeded",
+			i, act.name, start.UTC().Format("15:04:05.000"), other.name, acquired, g.outage.Round(time.Millisecond), g.began.UTC().Format("15:04:05.000"),
+			g.failing.Round(time.Millisecond), g.answered.Round(time.Millisecond), g.stall.Round(time.Millisecond), g.ok, g.tried)
 		act.start()
 		act.waitRole(0, "standby", 10*time.Second)
 		act.settle()
