@@ -526,12 +526,13 @@ func TestFailoverKill(t *testing.T) {
 	p99 := took[len(took)*99/100]
 	t.Logf("kill -9 to first new connection through the standby, %d rounds: min %v median %v p99 %v max %v (%d VIP changes watched)",
 		len(took), took[0].Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), p99.Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), changes)
-	// Bound for the lab, where everything runs under emulation (about 20
+	// Bound for the lab, where everything runs under emulation (about 10
 	// times slower than native): the goal is 300ms. A slow round of the
-	// guest now and then (1.04s seen, against a median near 0.48s) is
-	// not the director's, so the lab bounds the median at 1s, each round
-	// at 3s (firstConnect), and the figures are the measurement.
-	if median := took[len(took)/2]; median > time.Second {
+	// guest now and then is not the director's (each round's timeline
+	// above tells the director's part from the client's), so the lab
+	// bounds the median at 600ms (it measures 215-255ms), each round at
+	// 3s (firstConnect), and the figures are the measurement.
+	if median := took[len(took)/2]; median > 600*time.Millisecond {
 		t.Errorf("median %v", median)
 	}
 }
