@@ -4,41 +4,36 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
+
+	"github.com/prometheus/procfs"
 )
 
-// cpuTicks is where the guest's CPU time went up to one moment, in clock
-// ticks: all of it, the part spent idle, and the part of some processes.
-type cpuTicks struct {
-	total, idle uint64
-	procs       []uint64
+// cpuTimes is where the guest's CPU time went up to one moment, in
+// seconds: all of it, the part spent idle, and the part of some processes.
+type cpuTimes struct {
+	total, idle float64
+	procs       []float64
 }
 
 // readCPU reads /proc/stat and each pid's /proc/PID/stat. A process that
 // is gone counts nothing.
-func readCPU(pids ...int) cpuTicks {
-	var c cpuTicks
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		for i, f := range strings.Fields(line)[1:] {
-			v, _ := strconv.ParseUint(f, 10, 64)
-			c.total += v
-			if i == 3 || i == 4 { // idle, iowait
-				c.idle += v
-			}
-		}
+func readCPU(pids ...int) cpuTimes {
+	var c cpuTimes
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return c
+	}
+	if st, err := fs.Stat(); err == nil {
+		t := st.CPUTotal
+		// Guest time is already counted in user and nice.
+		c.total = t.User + t.Nice + t.System + t.Idle + t.Iowait + t.IRQ + t.SoftIRQ + t.Steal
+		c.idle = t.Idle + t.Iowait
 	}
 	for _, pid := range pids {
-		var v uint64
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			// The command name may hold spaces; the fields after it do not.
-			if _, rest, ok := strings.Cut(string(b), ") "); ok {
-				f := strings.Fields(rest)
-				u, _ := strconv.ParseUint(f[11], 10, 64) // utime
-				s, _ := strconv.ParseUint(f[12], 10, 64) // stime
-				v = u + s
+		var v float64
+		if p, err := fs.Proc(pid); err == nil {
+			if st, err := p.Stat(); err == nil {
+				v = st.CPUTime()
 			}
 		}
 		c.procs = append(c.procs, v)
@@ -48,12 +43,12 @@ func readCPU(pids ...int) cpuTicks {
 
 // since tells how busy the guest was between c0 and c, as a share of all
 // its CPUs, and each process's share of that time.
-func (c cpuTicks) since(c0 cpuTicks, names ...string) string {
+func (c cpuTimes) since(c0 cpuTimes, names ...string) string {
 	all := c.total - c0.total
-	if all == 0 {
+	if all <= 0 {
 		return "no CPU time elapsed"
 	}
-	pct := func(v uint64) string { return fmt.Sprintf("%.0f%%", 100*float64(v)/float64(all)) }
+	pct := func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v/all) }
 	s := "guest busy " + pct(all-(c.idle-c0.idle))
 	for i, name := range names {
 		if i < len(c.procs) && i < len(c0.procs) && c.procs[i] >= c0.procs[i] {
