@@ -57,3 +57,17 @@ func (c cpuTimes) since(c0 cpuTimes, names ...string) string {
 	}
 	return s
 }
+
+// threads is how many threads the test process has (0 if unknown): each
+// client connection in flight holds one inside its namespace.
+func threads() int {
+	p, err := procfs.Self()
+	if err != nil {
+		return 0
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.NumThreads
+}

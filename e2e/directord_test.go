@@ -17,7 +17,7 @@ import (
 
 // daemon is a directord running inside a host.
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	h      *topo.Host
 	proc   *topo.Proc
 	log    *topo.LogWatch
@@ -27,7 +27,7 @@ type daemon struct {
 
 // writeConfig writes a config whose control socket is private to the
 // test, and returns its path.
-func writeConfig(t *testing.T, dir, body string) string {
+func writeConfig(t testing.TB, dir, body string) string {
 	t.Helper()
 	path := filepath.Join(dir, "director.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
@@ -95,7 +95,7 @@ func echoConn(t *testing.T, client *topo.Host) (*topo.Conn, string) {
 
 // run runs a program inside h and returns its combined output and exit
 // status.
-func run(t *testing.T, h *topo.Host, stdin string, argv ...string) (string, int) {
+func run(t testing.TB, h *topo.Host, stdin string, argv ...string) (string, int) {
 	t.Helper()
 	var out strings.Builder
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -118,7 +118,7 @@ func run(t *testing.T, h *topo.Host, stdin string, argv ...string) (string, int)
 }
 
 // must runs a program that must succeed.
-func must(t *testing.T, h *topo.Host, argv ...string) string {
+func must(t testing.TB, h *topo.Host, argv ...string) string {
 	t.Helper()
 	out, code := run(t, h, "", argv...)
 	if code != 0 {
@@ -127,7 +127,7 @@ func must(t *testing.T, h *topo.Host, argv ...string) string {
 	return out
 }
 
-func ipvsadmSave(t *testing.T, h *topo.Host) string {
+func ipvsadmSave(t testing.TB, h *topo.Host) string {
 	t.Helper()
 	return settled(t, h, "/bin/ipvsadm", "-S", "-n")
 }
@@ -137,7 +137,7 @@ func ipvsadmSave(t *testing.T, h *topo.Host) string {
 // index that counts every namespace's services
 // (ip_vs_genl_dump_services), so while parallel tests add services in
 // their own namespaces, real ipvsadm can print one of ours twice.
-func settled(t *testing.T, h *topo.Host, argv ...string) string {
+func settled(t testing.TB, h *topo.Host, argv ...string) string {
 	t.Helper()
 	prev := must(t, h, argv...)
 	for range 20 {

@@ -21,7 +21,7 @@ func TestEarlyAt(t *testing.T) {
 	newState := func(cfg NodeConfig) *state {
 		cfg.Keepalive, cfg.Deadtime = 50*ms, 200*ms
 		s := &state{n: &Node{cfg: cfg}, el: NewElection(cfg.Params, t0)}
-		s.el.SetRole(RoleStandby)
+		s.el.SetRole(RoleStandby, t0)
 		s.el.Heard(Message{Node: "peer", Role: RoleActive, Kind: KindHeartbeat}, t0)
 		return s
 	}
@@ -40,7 +40,7 @@ func TestEarlyAt(t *testing.T) {
 		{"nothing to probe", NodeConfig{Pinger: fixedProber{0}}, nil, 0},
 		{"a fence waits for the peer to be declared dead", NodeConfig{ProbeVIPs: probeVIPs, Fence: []string{"/bin/true"}}, nil, 0},
 		{"the active director takes nothing over", NodeConfig{ProbeVIPs: probeVIPs},
-			func(s *state) { s.el.SetRole(RoleActive) }, 0},
+			func(s *state) { s.el.SetRole(RoleActive, t0) }, 0},
 		{"a leaving peer is taken over at once", NodeConfig{ProbeVIPs: probeVIPs},
 			func(s *state) { s.el.Heard(Message{Node: "peer", Kind: KindLeaving}, t0) }, 0},
 		{"one check per silence", NodeConfig{ProbeVIPs: probeVIPs},

@@ -68,6 +68,8 @@ type Election struct {
 	pinged      bool
 	// fault is why this director cannot serve, "" when it can.
 	fault string
+	// faultEnded is when this director last left the fault role.
+	faultEnded time.Time
 	// pref and prefSeq are the operator's standing request on this
 	// director (see Message.Pref); peerPrefSeq is the newest request seen
 	// from the peer.
@@ -84,8 +86,19 @@ func NewElection(p Params, now time.Time) *Election {
 // Role is the role in force.
 func (e *Election) Role() Role { return e.role }
 
-// SetRole records the role the node now really holds.
-func (e *Election) SetRole(r Role) { e.role = r }
+// SetRole records the role the node now really holds, from now.
+func (e *Election) SetRole(r Role, now time.Time) {
+	if e.role == RoleFault && r != RoleFault {
+		e.faultEnded = now
+	}
+	e.role = r
+}
+
+// recovering reports whether this director is coming out of fault: in
+// it still, its cause gone, or out of it for less than deadtime.
+func (e *Election) recovering(now time.Time) bool {
+	return e.role == RoleFault || (!e.faultEnded.IsZero() && now.Sub(e.faultEnded) < e.p.Deadtime)
+}
 
 // Heard records an authenticated, fresh message from the peer.
 func (e *Election) Heard(m Message, now time.Time) {
@@ -148,7 +161,8 @@ func (e *Election) Peer() (m Message, heard time.Time, ok bool) {
 }
 
 // Deadline is when the election must be asked again even if nothing
-// happens: the end of initdead or the moment the peer would be dead.
+// happens: the end of initdead, the moment the peer would be dead, or
+// the end of the wait after leaving fault.
 func (e *Election) Deadline() time.Time {
 	var d time.Time
 	if e.peer == nil && e.role != RoleActive {
@@ -157,6 +171,11 @@ func (e *Election) Deadline() time.Time {
 	if e.peer != nil && e.peer.msg.Kind != KindLeaving {
 		if dead := e.peer.heard.Add(e.p.Deadtime); d.IsZero() || dead.Before(d) {
 			d = dead
+		}
+	}
+	if e.role == RoleStandby && !e.faultEnded.IsZero() {
+		if end := e.faultEnded.Add(e.p.Deadtime); d.IsZero() || end.Before(d) {
+			d = end
 		}
 	}
 	return d
@@ -183,6 +202,18 @@ func (e *Election) Want(now time.Time) (Role, Reason) {
 		return RoleActive, ReasonPeerDead
 	}
 	pm := e.peer.msg
+	if pm.Role != RoleActive && e.recovering(now) {
+		// Out of fault this moment, perhaps on the same news as the peer
+		// (a ping node both had lost answers again), and each side's
+		// view of the other is a heartbeat old: of two directors in
+		// fault the higher in rank serves first; otherwise this one waits
+		// a deadtime for a fresh word from the peer, which serves now or
+		// soon will.
+		if pm.Role == RoleFault && e.ranksAbove(pm) {
+			return RoleActive, ReasonPeerLeft
+		}
+		return RoleStandby, ReasonRank
+	}
 	if pm.Role == RoleFault {
 		return RoleActive, ReasonPeerLeft
 	}
@@ -198,6 +229,14 @@ func (e *Election) Want(now time.Time) (Role, Reason) {
 		return RoleActive, ReasonNone
 	}
 	return RoleActive, ReasonRank
+}
+
+// ranksAbove is the order configured: priority, then the lower name.
+func (e *Election) ranksAbove(pm Message) bool {
+	if e.p.Priority != pm.Priority {
+		return e.p.Priority > pm.Priority
+	}
+	return e.p.Node < pm.Node
 }
 
 // outranks decides between two healthy directors that hear each other.
@@ -217,8 +256,5 @@ func (e *Election) outranks(pm Message) bool {
 	if !e.p.AutoFailback && (e.role == RoleActive) != (pm.Role == RoleActive) {
 		return e.role == RoleActive
 	}
-	if e.p.Priority != pm.Priority {
-		return e.p.Priority > pm.Priority
-	}
-	return e.p.Node < pm.Node
+	return e.ranksAbove(pm)
 }

@@ -67,7 +67,7 @@ func TestElectionRank(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := NewElection(tc.self, t0)
-			e.SetRole(tc.selfRole)
+			e.SetRole(tc.selfRole, t0)
 			e.Pinged(tc.pingSelf)
 			e.Heard(tc.peer, at(0))
 			if got, _ := e.Want(at(1)); got != tc.want {
@@ -79,8 +79,9 @@ func TestElectionRank(t *testing.T) {
 
 // TestElectionAgrees plays both sides of every pairing of roles and
 // settings and checks they never both want to be active.
+// A director in the fault role here is one whose fault has just cleared.
 func TestElectionAgrees(t *testing.T) {
-	roles := []Role{RoleInit, RoleStandby, RoleActive}
+	roles := []Role{RoleInit, RoleStandby, RoleActive, RoleFault}
 	for _, fb := range []bool{false, true} {
 		for _, pa := range []uint8{100, 200} {
 			for _, ra := range roles {
@@ -88,8 +89,8 @@ func TestElectionAgrees(t *testing.T) {
 					for _, prefA := range []int8{-1, 0, 1} {
 						a := NewElection(Params{Node: "a", Priority: pa, AutoFailback: fb, Deadtime: time.Second}, t0)
 						b := NewElection(Params{Node: "b", Priority: 150, AutoFailback: fb, Deadtime: time.Second}, t0)
-						a.SetRole(ra)
-						b.SetRole(rb)
+						a.SetRole(ra, t0)
+						b.SetRole(rb, t0)
 						a.pref = prefA
 						ma := Message{Kind: KindHeartbeat, Node: "a", Priority: pa, Role: ra, Pref: prefA}
 						mb := Message{Kind: KindHeartbeat, Node: "b", Priority: 150, Role: rb}
@@ -119,10 +120,51 @@ func TestElectionAgrees(t *testing.T) {
 	}
 }
 
+// A ping node both directors lost answers again: both leave fault on the
+// same news, each still seeing the other in fault. Only the higher in
+// rank takes over; the other waits a deadtime for a fresh word, and takes
+// over after it only if the peer is still in fault.
+func TestElectionBothLeaveFault(t *testing.T) {
+	p := func(node string, prio uint8) Params {
+		return Params{Node: node, Priority: prio, Deadtime: 200 * time.Millisecond, PingTotal: 1}
+	}
+	a, b := NewElection(p("a", 200), t0), NewElection(p("b", 100), t0)
+	for _, e := range []*Election{a, b} {
+		e.SetRole(RoleFault, t0)
+		e.Pinged(1)
+	}
+	fault := func(e *Election) Message {
+		return Message{Kind: KindHeartbeat, Node: e.p.Node, Priority: e.p.Priority, Role: RoleFault, PingReached: 0, PingTotal: 1}
+	}
+	a.Heard(fault(b), at(0))
+	b.Heard(fault(a), at(0))
+	if r, why := a.Want(at(1)); r != RoleActive || why != ReasonPeerLeft {
+		t.Errorf("a (higher): got %s (%s), want active (peer not serving)", r, why)
+	}
+	r, _ := b.Want(at(1))
+	if r != RoleStandby {
+		t.Fatalf("b (lower): got %s, want standby until it hears from a", r)
+	}
+	b.SetRole(r, at(1))
+	// Still in fault by a's word within the wait: b waits on.
+	b.Heard(fault(a), at(100))
+	if d := b.Deadline(); !d.Equal(at(201)) {
+		t.Errorf("b's deadline %v, want the end of its wait at +201ms", d)
+	}
+	if r, _ := b.Want(at(150)); r != RoleStandby {
+		t.Errorf("b within the wait: got %s, want standby", r)
+	}
+	// a stayed in fault: after the wait b serves.
+	b.Heard(fault(a), at(200))
+	if r, why := b.Want(at(201)); r != RoleActive || why != ReasonPeerLeft {
+		t.Errorf("b after the wait, a still in fault: got %s (%s), want active", r, why)
+	}
+}
+
 func TestElectionPeerDeath(t *testing.T) {
 	e := NewElection(params("b", 100), t0)
 	e.Heard(hb("a", 200, RoleActive), at(0))
-	e.SetRole(RoleStandby)
+	e.SetRole(RoleStandby, t0)
 	if d := e.Deadline(); !d.Equal(at(200)) {
 		t.Errorf("deadline %v, want last heard + deadtime", d)
 	}
@@ -141,7 +183,7 @@ func TestElectionPeerDeath(t *testing.T) {
 
 func TestElectionLeavingPeer(t *testing.T) {
 	e := NewElection(params("b", 100), t0)
-	e.SetRole(RoleStandby)
+	e.SetRole(RoleStandby, t0)
 	e.Heard(hb("a", 200, RoleActive), at(0))
 	leave := hb("a", 200, RoleStandby)
 	leave.Kind = KindLeaving
@@ -157,8 +199,8 @@ func TestElectionLeavingPeer(t *testing.T) {
 func TestElectionSwitchover(t *testing.T) {
 	a := NewElection(params("a", 200), t0)
 	b := NewElection(params("b", 100), t0)
-	a.SetRole(RoleActive)
-	b.SetRole(RoleStandby)
+	a.SetRole(RoleActive, t0)
+	b.SetRole(RoleStandby, t0)
 	msg := func(e *Election) Message {
 		p, seq := e.Pref()
 		return Message{Kind: KindHeartbeat, Node: e.p.Node, Priority: e.p.Priority, Role: e.Role(), Pref: p, PrefSeq: seq}
@@ -170,7 +212,7 @@ func TestElectionSwitchover(t *testing.T) {
 	}
 	step := func(e *Election, ms int) Role {
 		r, _ := e.Want(at(ms))
-		e.SetRole(r)
+		e.SetRole(r, t0)
 		return r
 	}
 	exchange(0)

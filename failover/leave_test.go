@@ -57,7 +57,7 @@ func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}}, VIPs: &l, Sync: &l}
 	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", 50*time.Millisecond, 200*time.Millisecond
 	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
-	s.el.SetRole(RoleActive)
+	s.el.SetRole(RoleActive, t0)
 	s.leave()
 	want := []string{"release", "send leaving", "released", "sync stop master"}
 	if !slices.Equal(l.steps, want) {
@@ -65,7 +65,7 @@ func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	}
 
 	l.steps = nil
-	s.el.SetRole(RoleStandby)
+	s.el.SetRole(RoleStandby, t0)
 	s.leave()
 	if want := []string{"send leaving"}; !slices.Equal(l.steps, want) {
 		t.Errorf("a standby leaving: %q, want %q", l.steps, want)

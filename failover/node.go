@@ -165,6 +165,10 @@ type state struct {
 	// of the peer; hearing the peer again clears it.
 	fenced  bool
 	probing bool
+	// probed is when the last periodic ping-node probe started.
+	probed time.Time
+	// evaluated is when evaluate last ran.
+	evaluated time.Time
 	// vipBusy is set while a silent peer's VIPs still answer.
 	vipBusy bool
 	// early is the takeover check started shortly before a silent peer
@@ -378,15 +382,11 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("failover: started", "node", n.cfg.Node, "priority", n.cfg.Priority, "links", len(n.cfg.Links), "initdead", n.cfg.Initdead)
 	s.checkInterfaces()
 	s.send(KindHeartbeat)
-	s.probe(ctx)
+	s.probe(ctx, now)
 	for {
 		n.cfg.Loop.Beat()
 		s.evaluate(ctx)
-		d := s.el.Deadline()
-		if at := s.earlyAt(); at.After(time.Now()) && (d.IsZero() || at.Before(d)) {
-			d = at
-		}
-		if !d.IsZero() {
+		if d := s.wakeAt(); !d.IsZero() {
 			deadline.Reset(max(time.Until(d), 0) + time.Millisecond)
 		}
 		select {
@@ -403,7 +403,7 @@ func (n *Node) Run(ctx context.Context) error {
 			lastTick = time.Now()
 			s.drain(ctx, frames)
 			s.send(KindHeartbeat)
-			s.probe(ctx)
+			s.probe(ctx, lastTick)
 			s.checkInterfaces()
 		case <-deadline.C:
 			// Frames already received count before the peer is judged
@@ -568,13 +568,27 @@ func (s *state) checkInterfaces() {
 	}
 }
 
-// probe asks the ping nodes, in the background, every keepalive.
-func (s *state) probe(ctx context.Context) {
+// pingInterval is how often the ping nodes are asked. While every one
+// counts as reached: four times per ping window, so that three lost
+// echoes in a row change nothing. More would cost the director and the
+// router CPU without telling anything sooner: a node counts for the
+// whole window after its last answer anyway, and a takeover asks afresh
+// (earlyCheck). While one is missing: every keepalive, so that a
+// director back on its network serves again at once.
+func (s *state) pingInterval() time.Duration {
+	if !s.el.pinged || s.el.PingReached() < s.n.cfg.PingTotal {
+		return s.n.cfg.Keepalive
+	}
+	return max(s.pingWindow()/4, s.n.cfg.Keepalive)
+}
+
+// probe asks the ping nodes, in the background, once per pingInterval.
+func (s *state) probe(ctx context.Context, now time.Time) {
 	p := s.n.cfg.Pinger
-	if p == nil || p.Total() == 0 || s.probing {
+	if p == nil || p.Total() == 0 || s.probing || now.Sub(s.probed) < s.pingInterval() {
 		return
 	}
-	s.probing = true
+	s.probing, s.probed = true, now
 	timeout := s.n.cfg.Deadtime / 2
 	go func() {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
@@ -595,9 +609,25 @@ func (s *state) post(ctx context.Context, ev func(*state)) {
 	}
 }
 
+// wakeAt is when the loop must evaluate again though nothing happens,
+// or zero. A deadline the last evaluation already saw pass is not one:
+// re-armed, it would turn the loop every millisecond for as long as the
+// peer stays dead; ticks and frames wake the loop anyway.
+func (s *state) wakeAt() time.Time {
+	d := s.el.Deadline()
+	if at := s.earlyAt(); at.After(time.Now()) && (d.IsZero() || at.Before(d)) {
+		d = at
+	}
+	if !d.After(s.evaluated) {
+		return time.Time{}
+	}
+	return d
+}
+
 // evaluate asks the election what to be, and gets there.
 func (s *state) evaluate(ctx context.Context) {
 	now := time.Now()
+	s.evaluated = now
 	// Links are judged with the same clock as the peer, first: when the
 	// peer is dead, every link it spoke on is already down, in the log
 	// and in the status an admin reads at that moment.
@@ -757,7 +787,7 @@ func (s *state) become(ctx context.Context, r Role, why Reason) {
 }
 
 func (s *state) setRole(r, from Role, why Reason) {
-	s.el.SetRole(r)
+	s.el.SetRole(r, time.Now())
 	s.since = time.Now()
 	s.transitions[r]++
 	peer := ""
@@ -810,7 +840,7 @@ func (s *state) stopSyncMaster() {
 // wait for it, and until then it syncs the last connections.
 func (s *state) leave() {
 	tell := func() {
-		s.el.SetRole(RoleStandby)
+		s.el.SetRole(RoleStandby, time.Now())
 		s.send(KindLeaving)
 	}
 	if s.el.Role() == RoleActive {

@@ -23,7 +23,7 @@ func TestPeerDeadTakesItsLinksDownFirst(t *testing.T) {
 		el:    NewElection(cfg.Params, time.Now()),
 		links: make([]linkState, 2),
 	}
-	s.el.SetRole(RoleStandby)
+	s.el.SetRole(RoleStandby, t0)
 	// The peer's last heartbeat came over both links, just over deadtime
 	// ago; no tick has run since to notice the links went quiet.
 	at := time.Now().Add(-cfg.Deadtime - 10*time.Millisecond)
@@ -41,6 +41,10 @@ func TestPeerDeadTakesItsLinksDownFirst(t *testing.T) {
 	s.evaluate(context.Background())
 	if r := s.el.Role(); r != RoleActive {
 		t.Fatalf("role %v after the peer went silent for deadtime, want active", r)
+	}
+	// The peer's deadline is past and acted on: nothing to wake for.
+	if d := s.wakeAt(); !d.IsZero() {
+		t.Errorf("wake at %v for a peer already judged dead", d)
 	}
 	for i := range s.links {
 		ls := &s.links[i]
@@ -118,5 +122,56 @@ func TestIfFlags(t *testing.T) {
 	}
 	if _, err := f.Flags("a-name-longer-than-ifnamsiz"); err == nil {
 		t.Error("a name longer than IFNAMSIZ was read")
+	}
+}
+
+// countingProber counts the probes and reaches reach of its one node.
+type countingProber struct {
+	probes *int
+	reach  *int
+}
+
+func (p countingProber) Probe(context.Context) int { *p.probes++; return *p.reach }
+func (p countingProber) Total() int                { return 1 }
+
+// While every ping node answers, they are asked four times per ping
+// window, not on every heartbeat: with keepalive 50ms and deadtime 200ms
+// (a 1s window), 2s of ticks make 8 probes, not 40. While one is missing
+// they are asked on every tick, so that a director back on its network
+// notices at once.
+func TestPingNodesAskedFourTimesPerWindow(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		reach int
+		want  int
+	}{
+		{"all reached", 1, 8},
+		{"one missing", 0, 40},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var probes int
+			cfg := NodeConfig{Pinger: countingProber{&probes, &tt.reach}}
+			cfg.Node, cfg.Keepalive, cfg.Deadtime = "b", 50*time.Millisecond, 200*time.Millisecond
+			cfg.PingTotal = 1
+			s := &state{
+				n:      &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)},
+				el:     NewElection(cfg.Params, time.Now()),
+				events: make(chan func(*state), 1),
+			}
+			ctx := context.Background()
+			start := time.Now()
+			for at := start; at.Before(start.Add(2 * time.Second)); at = at.Add(cfg.Keepalive) {
+				s.probe(ctx, at)
+				if s.probing {
+					(<-s.events)(s)
+					if got := s.el.PingReached(); got != tt.reach {
+						t.Fatalf("the election has %d ping nodes reached after a probe that reached %d", got, tt.reach)
+					}
+				}
+			}
+			if probes != tt.want {
+				t.Errorf("%d probes in 2s of 50ms ticks, want %d", probes, tt.want)
+			}
+		})
 	}
 }
