@@ -711,8 +711,9 @@ type gaps struct {
 	answered time.Duration
 	// stall is the probe's own longest pause between two openings (a
 	// guest CPU busy elsewhere): a time no client tried anything.
-	stall     time.Duration
-	ok, tried int
+	stall time.Duration
+	// ended is how the attempts ended (attemptErrors).
+	ended string
 }
 
 // maxGap stops the probe and measures what it saw from from on.
@@ -730,7 +731,6 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 		if a.opened.Before(from) {
 			continue
 		}
-		out.tried++
 		out.stall = max(out.stall, a.opened.Sub(prevOpened))
 		prevOpened = a.opened
 		if !a.ok {
@@ -740,12 +740,18 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 			failing, lastFailed = true, a.opened
 			continue
 		}
-		out.ok++
 		if d := a.opened.Sub(lastOK); failing && d > out.outage {
 			out.outage, out.began, out.failing = d, lastOK, lastFailed.Sub(firstFailed)
 		}
 		lastOK, failing = a.opened, false
 	}
+	var since []attempt
+	for _, a := range g.all {
+		if !a.opened.Before(from) {
+			since = append(since, a)
+		}
+	}
+	out.ended = attemptErrors(since)
 	var answers []time.Time
 	for _, a := range g.all {
 		if a.ok && !a.answered.Before(from) {
@@ -811,9 +817,9 @@ func (p *pairLab) gracefulRounds(n int) (outages, handovers []time.Duration) {
 		answered = append(answered, g.answered)
 		handovers = append(handovers, at.Sub(start))
 		// Wall-clock times, to be read beside the daemons' logs.
-		t.Logf("round %d: %s stopped at %s, %s added the VIP at +%v; longest outage %v from %s (its failed attempts opened over %v); between echoes %v; probe's longest pause %v; %d of %d connections succeeded",
+		t.Logf("round %d: %s stopped at %s, %s added the VIP at +%v; longest outage %v from %s (its failed attempts opened over %v); between echoes %v; probe's longest pause %v; %s",
 			i, act.name, start.UTC().Format("15:04:05.000"), other.name, at.Sub(start).Round(time.Millisecond), g.outage.Round(time.Millisecond), g.began.UTC().Format("15:04:05.000"),
-			g.failing.Round(time.Millisecond), g.answered.Round(time.Millisecond), g.stall.Round(time.Millisecond), g.ok, g.tried)
+			g.failing.Round(time.Millisecond), g.answered.Round(time.Millisecond), g.stall.Round(time.Millisecond), g.ended)
 		act.start()
 		act.waitRole(0, "standby", 10*time.Second)
 		act.settle()
