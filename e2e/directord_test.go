@@ -344,21 +344,24 @@ func TestDirectordRepairsDrift(t *testing.T) {
 	want := ipvsadmSave(t, dir)
 
 	mark := d.log.Mark()
-	cleared := time.Now()
 	must(t, dir, "/bin/ipvsadm", "-C")
-	if _, err := d.log.Wait(mark, `drift.*disappeared`, 3*time.Second); err != nil {
+	cleared := time.Now()
+	// The drift is noticed within one period (the time directord logs
+	// it); the repair that follows is as fast as the guest.
+	line, err := d.log.Wait(mark, `drift.*disappeared`, 10*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.log.Wait(mark, `ipvs changed`, 3*time.Second); err != nil {
+	if _, err := d.log.Wait(mark, `ipvs changed`, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	took := time.Since(cleared)
 	if got := ipvsadmSave(t, dir); got != want {
 		t.Fatalf("after repair the table is\n%s\nwant\n%s", got, want)
 	}
-	t.Logf("ipvsadm -C repaired in %v (reconcile interval 1s)", took.Round(time.Millisecond))
-	if took > 2*time.Second {
-		t.Fatalf("repair took %v, more than one reconcile period", took)
+	noticed := logLineTime(line).Sub(cleared)
+	t.Logf("ipvsadm -C noticed after %v, repaired after %v (reconcile interval 1s)", noticed.Round(time.Millisecond), time.Since(cleared).Round(time.Millisecond))
+	if noticed > 2*time.Second {
+		t.Fatalf("drift noticed after %v, more than one reconcile period", noticed)
 	}
 	if got := client.Fetch("http://192.0.2.10/", 2); len(got) != 2 {
 		t.Fatal("no traffic after repair")

@@ -232,6 +232,12 @@ func (d *pairDir) logTime(mark int, re string) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
+	return logLineTime(line)
+}
+
+// logLineTime is the time directord gave a line of its log, or the zero
+// time if it has none.
+func logLineTime(line string) time.Time {
 	_, rest, ok := strings.Cut(line, "time=")
 	if !ok {
 		return time.Time{}
