@@ -58,8 +58,9 @@ func (c cpuTimes) since(c0 cpuTimes, names ...string) string {
 	return s
 }
 
-// threads is how many threads the test process has (0 if unknown): each
-// client connection in flight holds one inside its namespace.
+// threads is how many threads the test process has (0 if unknown): a
+// starved guest shows in it as work piles up on threads of the client's
+// namespace.
 func threads() int {
 	p, err := procfs.Self()
 	if err != nil {

@@ -585,9 +585,10 @@ func (p *pairLab) startFast() *vipWatch {
 	return p.watchVIPs()
 }
 
-// killRounds starts the pair (startFast), kills the active directord n times, alternating, and returns,
-// sorted, each round's time from the kill to the first new connection
-// through the standby, and to the standby adding the VIP (from its log).
+// killRounds starts the pair (startFast), kills the active directord n
+// times, alternating, and returns, sorted, each round's time from the
+// kill to the first new connection through the standby, and to the
+// standby adding the VIP (from its log).
 // It fails the test if a round's takeover is wrong or never comes.
 func (p *pairLab) killRounds(n int) (took, acquired []time.Duration) {
 	t := p.t
@@ -733,10 +734,12 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 	slices.SortFunc(g.all, func(a, b attempt) int { return a.opened.Compare(b.opened) })
 	lastOK, prevOpened, failing := from, from, false
 	var firstFailed, lastFailed time.Time
+	var since []attempt
 	for _, a := range g.all {
 		if a.opened.Before(from) {
 			continue
 		}
+		since = append(since, a)
 		out.stall = max(out.stall, a.opened.Sub(prevOpened))
 		prevOpened = a.opened
 		if !a.ok {
@@ -750,12 +753,6 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 			out.outage, out.began, out.failing = d, lastOK, lastFailed.Sub(firstFailed)
 		}
 		lastOK, failing = a.opened, false
-	}
-	var since []attempt
-	for _, a := range g.all {
-		if !a.opened.Before(from) {
-			since = append(since, a)
-		}
 	}
 	out.ended = attemptErrors(since)
 	var answers []time.Time
@@ -788,10 +785,10 @@ func TestFailoverGracefulStop(t *testing.T) {
 	medianWithin(t, "outage", outages, 3*time.Second)
 }
 
-// gracefulRounds starts the pair (startFast), stops the active directord n times, alternating, while a probe opens
-// connections every 10ms, and returns, sorted, each round's longest
-// outage a client saw and its handover: from the signal to the peer
-// adding the VIP. It fails the test if a handover is wrong.
+// gracefulRounds starts the pair (startFast), stops the active directord
+// n times, alternating, while a probe opens connections every 10ms, and
+// returns, sorted, each round's longest outage a client saw and its
+// handover: from the signal to the peer adding the VIP. It fails the test if a handover is wrong.
 func (p *pairLab) gracefulRounds(n int) (outages, handovers []time.Duration) {
 	t := p.t
 	t.Helper()

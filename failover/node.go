@@ -576,7 +576,7 @@ func (s *state) checkInterfaces() {
 // (earlyCheck). While one is missing: every keepalive, so that a
 // director back on its network serves again at once.
 func (s *state) pingInterval() time.Duration {
-	if !s.el.pinged || s.el.PingReached() < s.n.cfg.PingTotal {
+	if !s.el.PingKnown() || s.el.PingReached() < s.n.cfg.PingTotal {
 		return s.n.cfg.Keepalive
 	}
 	return max(s.pingWindow()/4, s.n.cfg.Keepalive)
@@ -787,8 +787,8 @@ func (s *state) become(ctx context.Context, r Role, why Reason) {
 }
 
 func (s *state) setRole(r, from Role, why Reason) {
-	s.el.SetRole(r, time.Now())
 	s.since = time.Now()
+	s.el.SetRole(r, s.since)
 	s.transitions[r]++
 	peer := ""
 	if m, _, ok := s.el.Peer(); ok {
