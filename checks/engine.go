@@ -154,7 +154,7 @@ type Engine struct {
 	back   []*probe
 	until  atomic.Int64
 
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	ctx    context.Context // nil until Start
 	probes map[string]*probe
 	subs   map[subKey]*probe
@@ -632,8 +632,8 @@ func errText(err error) string {
 // Health reports whether a (service, real server) is healthy and its
 // dynamic weight percentage. known is false for a pair no Spec mentions.
 func (e *Engine) Health(service string, rs netip.AddrPort) (healthy bool, percent int, known bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	p := e.subs[subKey{service, rs}]
 	if p == nil {
 		return false, 0, false
@@ -677,8 +677,8 @@ func (e *Engine) Snapshot() []Status {
 // after being unhealthy (zero if it never did: healthy from the start, or
 // not known). Slow start ramps from that moment.
 func (e *Engine) Recovered(service string, rs netip.AddrPort) time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	if p := e.subs[subKey{service, rs}]; p != nil {
 		return p.recovered
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/directorlb/director/config"
 )
@@ -70,4 +71,37 @@ func BenchmarkDiffOnly100k(b *testing.B) {
 			b.Fatal("not a no-op")
 		}
 	}
+}
+
+// BenchmarkNoopReload100k is Director.Reload's work for a configuration
+// equal to the one in force, over a kernel that already holds it: the
+// next desired table, then the diff with the cached view.
+func BenchmarkNoopReload100k(b *testing.B) {
+	cfg := benchConfig()
+	r := NewReconciler(newFakeKernel(), quietLog(), "")
+	if _, err := r.Refresh(); err != nil {
+		b.Fatal(err)
+	}
+	desired := DesiredTable(cfg, ConfiguredWeights{})
+	r.Apply(desired)
+	var build, apply time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// A new config object each time, as a reload parses one: equal,
+		// sharing no memory with the one in force.
+		b.StopTimer()
+		again := benchConfig()
+		b.StartTimer()
+		t0 := time.Now()
+		next := NextDesiredTable(again, ConfiguredWeights{}, desired)
+		t1 := time.Now()
+		if res := r.Apply(next); res.Applied != 0 || res.Failed != 0 {
+			b.Fatalf("not a no-op: %+v", res)
+		}
+		build += t1.Sub(t0)
+		apply += time.Since(t1)
+		desired = next
+	}
+	b.ReportMetric(float64(build.Microseconds())/1000/float64(b.N), "build-ms/op")
+	b.ReportMetric(float64(apply.Microseconds())/1000/float64(b.N), "apply-ms/op")
 }

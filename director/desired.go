@@ -1,6 +1,12 @@
 package director
 
 import (
+	"iter"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
 	"github.com/cloudflare/ipvs"
 	"github.com/cloudflare/ipvs/netmask"
 	"github.com/directorlb/director/config"
@@ -9,7 +15,8 @@ import (
 // Weights is the one place that decides the weight the kernel holds for a
 // real server right now. Health checks and manual drain feed it; the
 // director only asks. present false means the destination must not be in
-// the table at all (on_failure: remove).
+// the table at all (on_failure: remove). Weight may be called from
+// several goroutines at once (NextDesiredTable).
 type Weights interface {
 	Weight(svc *config.Service, rs *config.RealServer) (weight int, present bool)
 }
@@ -66,13 +73,23 @@ func ServiceOf(s *config.Service) ipvs.Service {
 
 // DestinationOf converts a real server with a given weight.
 func DestinationOf(rs *config.RealServer, weight int) ipvs.Destination {
-	d := ipvs.Destination{
+	var d ipvs.Destination
+	setDestination(&d, rs, weight)
+	return d
+}
+
+// setDestination is DestinationOf written in place: a large table's
+// destinations are built straight into their slice, not copied there.
+// It is small enough to be inlined; tunnels are set apart.
+func setDestination(d *ipvs.Destination, rs *config.RealServer, weight int) {
+	*d = ipvs.Destination{
 		Address:        rs.Address,
 		Port:           rs.Port,
 		Weight:         uint32(weight),
 		UpperThreshold: rs.UpperThreshold,
 		LowerThreshold: rs.LowerThreshold,
 		Family:         ipvs.INET,
+		FwdMethod:      ipvs.Masquerade,
 	}
 	if rs.Address.Is6() {
 		d.Family = ipvs.INET6
@@ -81,14 +98,27 @@ func DestinationOf(rs *config.RealServer, weight int) ipvs.Destination {
 	case config.Direct:
 		d.FwdMethod = ipvs.DirectRoute
 	case config.Tunnel:
-		d.FwdMethod = ipvs.Tunnel
-		d.TunnelType = map[config.TunnelType]ipvs.TunnelType{config.IPIP: ipvs.IPIP, config.GUE: ipvs.GUE, config.GRE: ipvs.GRE}[rs.Tunnel.Type]
-		d.TunnelPort = rs.Tunnel.Port
-		d.TunnelFlags = map[string]ipvs.TunnelFlags{"csum": ipvs.TunnelEncapChecksum, "remcsum": ipvs.TunnelEncapRemoteChecksum}[rs.Tunnel.Checksum]
-	default:
-		d.FwdMethod = ipvs.Masquerade
+		setTunnel(d, &rs.Tunnel)
 	}
-	return d
+}
+
+func setTunnel(d *ipvs.Destination, t *config.TunnelSpec) {
+	d.FwdMethod = ipvs.Tunnel
+	switch t.Type {
+	case config.IPIP:
+		d.TunnelType = ipvs.IPIP
+	case config.GUE:
+		d.TunnelType = ipvs.GUE
+	case config.GRE:
+		d.TunnelType = ipvs.GRE
+	}
+	d.TunnelPort = t.Port
+	switch t.Checksum {
+	case "csum":
+		d.TunnelFlags = ipvs.TunnelEncapChecksum
+	case "remcsum":
+		d.TunnelFlags = ipvs.TunnelEncapRemoteChecksum
+	}
 }
 
 // DesiredEntry is the kernel state one configured service should have
@@ -110,22 +140,60 @@ func destRoom(s *config.Service) int {
 // desiredEntry is DesiredEntry with its destinations appended to buf,
 // which has room for them all when entries share one allocation.
 func desiredEntry(s *config.Service, w Weights, buf []ipvs.Destination) Entry {
-	available := false
-	for i := range s.RealServers {
-		rs := &s.RealServers[i]
-		weight, present := w.Weight(s, rs)
-		if !present {
-			continue
-		}
-		if weight > 0 {
-			available = true
-		}
-		buf = append(buf, DestinationOf(rs, weight))
+	return Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(appendDests(buf, s, w))}
+}
+
+// appendDests appends the destinations s asks for now to buf, in the
+// config's order.
+func appendDests(buf []ipvs.Destination, s *config.Service, w Weights) []ipvs.Destination {
+	for rs, weight := range destinations(s, w) {
+		buf = append(buf, ipvs.Destination{})
+		setDestination(&buf[len(buf)-1], rs, weight)
 	}
-	if s.SorryServer != nil && !available {
-		buf = append(buf, DestinationOf(s.SorryServer, max(s.SorryServer.Weight, 1)))
+	return buf
+}
+
+// destinations yields each real server s puts in the kernel now, with
+// its weight, in the config's order. The sorry server comes last, and
+// only while no real server can take traffic (none present with a
+// weight above zero).
+func destinations(s *config.Service, w Weights) iter.Seq2[*config.RealServer, int] {
+	return func(yield func(*config.RealServer, int) bool) {
+		available := false
+		for i := range s.RealServers {
+			rs := &s.RealServers[i]
+			weight, present := w.Weight(s, rs)
+			if !present {
+				continue
+			}
+			available = available || weight > 0
+			if !yield(rs, weight) {
+				return
+			}
+		}
+		if s.SorryServer != nil && !available {
+			yield(s.SorryServer, max(s.SorryServer.Weight, 1))
+		}
 	}
-	return Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(buf)}
+}
+
+// sameDests reports whether s asks for exactly ds now, in ds's order.
+// Each destination is built on the stack and compared as it comes: a
+// reload of a large unchanged table writes none of them anywhere.
+func sameDests(s *config.Service, w Weights, ds Dests) bool {
+	i := 0
+	for rs, weight := range destinations(s, w) {
+		if i == len(ds) {
+			return false
+		}
+		var d ipvs.Destination
+		setDestination(&d, rs, weight)
+		if d != ds[i] {
+			return false
+		}
+		i++
+	}
+	return i == len(ds)
 }
 
 // DesiredTable is the whole table the configuration asks for. Its
@@ -148,4 +216,85 @@ func DesiredTable(cfg *config.Config, w Weights) Table {
 		t[KeyOf(entries[i].Service)] = &entries[i]
 	}
 	return t
+}
+
+// NextDesiredTable is DesiredTable for a configuration that replaces the
+// one prev was built from (a reload). Every entry that comes out equal to
+// prev's entry for its key is prev's own, so the diff's pointer check
+// passes it by without a walk of its destinations; when all of them do,
+// prev itself is returned. Equality is Go's == over the kernel's form of
+// each field, so nothing that reaches the kernel can be left out of it.
+//
+// A large table is compared in parallel, a share of its services per CPU:
+// Weights must be safe for concurrent use.
+func NextDesiredTable(cfg *config.Config, w Weights, prev Table) Table {
+	if len(prev) == 0 {
+		return DesiredTable(cfg, w)
+	}
+	entries := make([]*Entry, len(cfg.Services))
+	var reused atomic.Int64
+	inParallel(len(cfg.Services), func(lo, hi int) {
+		n := 0
+		for i := lo; i < hi; i++ {
+			var kept bool
+			entries[i], kept = nextEntry(&cfg.Services[i], w, prev)
+			if kept {
+				n++
+			}
+		}
+		reused.Add(int64(n))
+	})
+	if reused.Load() == int64(len(entries)) && len(prev) == len(entries) {
+		// Names are unique in a valid config, and each entry is prev's
+		// entry of its name: as many as prev has are all of prev.
+		return prev
+	}
+	t := make(Table, len(entries))
+	for _, e := range entries {
+		t[KeyOf(e.Service)] = e
+	}
+	return t
+}
+
+// nextEntry is s's desired entry: prev's own (kept) if s asks for the
+// same.
+func nextEntry(s *config.Service, w Weights, prev Table) (e *Entry, kept bool) {
+	svc := ServiceOf(s)
+	old, ok := prev[KeyOf(svc)]
+	// prev's destinations are sorted with no key twice: a config that
+	// lists the same ones in that order asks for old itself.
+	if ok && old.Name == s.Name && old.Service == svc && sameDests(s, w, old.Dests) {
+		return old, true
+	}
+	n := DesiredEntry(s, w)
+	if ok && sameEntry(n, old) {
+		return old, true // the same table, its real servers in another order
+	}
+	return n, false
+}
+
+// parallelServices is the size of table from which NextDesiredTable
+// shares the work among CPUs: below it, goroutines cost more than they
+// save.
+const parallelServices = 1024
+
+// inParallel calls fn over consecutive shares of [0, n), one goroutine
+// per CPU for large n, and returns when all are done.
+func inParallel(n int, fn func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	if n < parallelServices || workers < 2 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Go(func() { fn(n*k/workers, n*(k+1)/workers) })
+	}
+	wg.Wait()
+}
+
+// sameEntry reports whether two desired entries ask the kernel for the
+// same thing, field for field.
+func sameEntry(a, b *Entry) bool {
+	return a.Name == b.Name && a.Service == b.Service && slices.Equal(a.Dests, b.Dests)
 }

@@ -55,6 +55,9 @@ type Plan struct {
 	// Foreign are services in the kernel that the director does not own
 	// and leaves alone.
 	Foreign []SvcKey
+	// compared are the desired services that were not already known to
+	// match current: the only ones a successful plan brings to match.
+	compared []SvcKey
 }
 
 // Diff computes the changes that make current equal desired for every
@@ -63,11 +66,16 @@ type Plan struct {
 // someone else's (and so left alone).
 func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 	var p Plan
+	found := 0
 	for key, want := range desired {
 		have, ok := current[key]
-		if ok && have.matches == want {
-			continue // found equal before, and neither side changed since
+		if ok {
+			found++
+			if have.matches == want {
+				continue // found equal before, and neither side changed since
+			}
 		}
+		p.compared = append(p.compared, key)
 		if !ok {
 			p.Ops = append(p.Ops, Op{Kind: CreateService, Name: want.Name, Service: want.Service})
 			for _, d := range want.Dests {
@@ -78,6 +86,9 @@ func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 		p.Ops = append(p.Ops, DiffEntry(want, have)...)
 	}
 	for key, have := range current {
+		if found == len(current) {
+			break // every service in the kernel is a desired one
+		}
 		if _, ok := desired[key]; ok {
 			continue
 		}

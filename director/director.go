@@ -207,7 +207,7 @@ func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, erro
 	var res Result
 	err := d.do(ctx, func(st *state) {
 		d.pruneDrains(cfg)
-		st.cfg, st.desired = cfg, DesiredTable(cfg, d.weights)
+		st.cfg, st.desired = cfg, NextDesiredTable(cfg, d.weights, st.desired)
 		if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 			d.log.Error("ipvs timeouts", "err", err)
 		}

@@ -249,19 +249,28 @@ func driftLine(op Op) string {
 // Kernel errors are logged with the object concerned and counted; the
 // rest of the table still converges.
 func (r *Reconciler) Apply(desired Table) Result {
+	// Diff asks about ownership only for services absent from desired,
+	// so the desired ones can be claimed after it. A service Diff passed
+	// by as already matching is owned: only Apply and ApplyEntry, on
+	// owned services, mark a match, and RemoveOwned unmarks them all.
+	plan := Diff(desired, r.view, r.Owned)
 	changed := false
-	for key := range desired {
+	for _, key := range plan.compared {
 		if !r.owned[key] {
 			r.owned[key], changed = true, true
 		}
 	}
-	plan := Diff(desired, r.view, r.Owned)
 	r.reportForeign(plan.Foreign)
 	res := r.execute(plan.Ops)
-	for key, want := range desired {
-		r.markConverged(key, want, res)
+	for _, key := range plan.compared {
+		r.markConverged(key, desired[key], res)
 	}
+	// Every desired service is owned by now: as many owned as desired
+	// are the same set, and nothing is left to forget.
 	for key := range r.owned {
+		if len(r.owned) == len(desired) {
+			break
+		}
 		if _, inDesired := desired[key]; !inDesired {
 			if _, inKernel := r.view[key]; !inKernel {
 				delete(r.owned, key)
@@ -307,6 +316,9 @@ func (r *Reconciler) RemoveOwned() Result {
 	}
 	sortOps(ops)
 	res := r.execute(ops)
+	for _, e := range r.view {
+		e.matches = nil // what is left is owned no more
+	}
 	r.owned = map[SvcKey]bool{}
 	r.saveOwned()
 	return res
@@ -477,6 +489,9 @@ func apply(k Kernel, op Op) error {
 // record updates the view after op succeeded.
 func (r *Reconciler) record(op Op) {
 	key := KeyOf(op.Service)
+	if e, ok := r.view[key]; ok {
+		e.matches = nil // until markConverged finds the whole service done
+	}
 	switch op.Kind {
 	case CreateService, UpdateService:
 		if e, ok := r.view[key]; ok {

@@ -32,30 +32,34 @@ type Kernel interface {
 
 // SvcKey identifies a virtual service the way the kernel does.
 type SvcKey struct {
-	FWMark   uint32
-	Family   ipvs.AddressFamily
-	Protocol ipvs.Protocol
-	Addr     netip.Addr
-	Port     uint16
+	Addr   netip.Addr
+	FWMark uint32
+	Port   uint16
+	// The kernel's address family and protocol numbers each fit a byte.
+	// So held, the key has no padding, and a map hashes and compares it
+	// as one block of memory: a reload of a large table looks up every
+	// service several times.
+	Family   uint8
+	Protocol uint8
 }
 
 // KeyOf returns the identity of a service.
 func KeyOf(s ipvs.Service) SvcKey {
 	if s.FWMark != 0 {
-		return SvcKey{FWMark: s.FWMark, Family: s.Family}
+		return SvcKey{FWMark: s.FWMark, Family: uint8(s.Family)}
 	}
-	return SvcKey{Family: s.Family, Protocol: s.Protocol, Addr: s.Address, Port: s.Port}
+	return SvcKey{Family: uint8(s.Family), Protocol: uint8(s.Protocol), Addr: s.Address, Port: s.Port}
 }
 
 func (k SvcKey) String() string {
 	if k.FWMark != 0 {
 		fam := "ipv4"
-		if k.Family == ipvs.INET6 {
+		if ipvs.AddressFamily(k.Family) == ipvs.INET6 {
 			fam = "ipv6"
 		}
 		return fmt.Sprintf("fwmark %d/%s", k.FWMark, fam)
 	}
-	proto := map[ipvs.Protocol]string{ipvs.TCP: "tcp", ipvs.UDP: "udp", ipvs.SCTP: "sctp"}[k.Protocol]
+	proto := map[ipvs.Protocol]string{ipvs.TCP: "tcp", ipvs.UDP: "udp", ipvs.SCTP: "sctp"}[ipvs.Protocol(k.Protocol)]
 	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(k.Addr, k.Port), proto)
 }
 
