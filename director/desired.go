@@ -80,7 +80,6 @@ func DestinationOf(rs *config.RealServer, weight int) ipvs.Destination {
 
 // setDestination is DestinationOf written in place: a large table's
 // destinations are built straight into their slice, not copied there.
-// It is small enough to be inlined; tunnels are set apart.
 func setDestination(d *ipvs.Destination, rs *config.RealServer, weight int) {
 	*d = ipvs.Destination{
 		Address:        rs.Address,

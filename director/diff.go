@@ -85,17 +85,18 @@ func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 		}
 		p.Ops = append(p.Ops, DiffEntry(want, have)...)
 	}
-	for key, have := range current {
-		if found == len(current) {
-			break // every service in the kernel is a desired one
-		}
-		if _, ok := desired[key]; ok {
-			continue
-		}
-		if owned(key) {
-			p.Ops = append(p.Ops, Op{Kind: RemoveService, Service: have.Service})
-		} else {
-			p.Foreign = append(p.Foreign, key)
+	// Every service in the kernel is a desired one unless some were not
+	// found: only then is there anything to remove or leave alone.
+	if found < len(current) {
+		for key, have := range current {
+			if _, ok := desired[key]; ok {
+				continue
+			}
+			if owned(key) {
+				p.Ops = append(p.Ops, Op{Kind: RemoveService, Service: have.Service})
+			} else {
+				p.Foreign = append(p.Foreign, key)
+			}
 		}
 	}
 	sortOps(p.Ops)

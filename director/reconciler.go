@@ -267,14 +267,13 @@ func (r *Reconciler) Apply(desired Table) Result {
 	}
 	// Every desired service is owned by now: as many owned as desired
 	// are the same set, and nothing is left to forget.
-	for key := range r.owned {
-		if len(r.owned) == len(desired) {
-			break
-		}
-		if _, inDesired := desired[key]; !inDesired {
-			if _, inKernel := r.view[key]; !inKernel {
-				delete(r.owned, key)
-				changed = true
+	if len(r.owned) > len(desired) {
+		for key := range r.owned {
+			if _, inDesired := desired[key]; !inDesired {
+				if _, inKernel := r.view[key]; !inKernel {
+					delete(r.owned, key)
+					changed = true
+				}
 			}
 		}
 	}
@@ -489,29 +488,26 @@ func apply(k Kernel, op Op) error {
 // record updates the view after op succeeded.
 func (r *Reconciler) record(op Op) {
 	key := KeyOf(op.Service)
-	if e, ok := r.view[key]; ok {
-		e.matches = nil // until markConverged finds the whole service done
+	e, ok := r.view[key]
+	if !ok {
+		if op.Kind == CreateService || op.Kind == UpdateService {
+			r.view[key] = &Entry{Name: op.Name, Service: normalService(op.Service)}
+		}
+		return
 	}
+	e.matches = nil // until markConverged finds the whole service done
 	switch op.Kind {
 	case CreateService, UpdateService:
-		if e, ok := r.view[key]; ok {
-			e.Service = normalService(op.Service)
-			if e.Name == "" {
-				e.Name = op.Name
-			}
-		} else {
-			r.view[key] = &Entry{Name: op.Name, Service: normalService(op.Service)}
+		e.Service = normalService(op.Service)
+		if e.Name == "" {
+			e.Name = op.Name
 		}
 	case RemoveService:
 		delete(r.view, key)
 	case CreateDest, UpdateDest:
-		if e, ok := r.view[key]; ok {
-			e.Dests.put(op.Dest)
-		}
+		e.Dests.put(op.Dest)
 	case RemoveDest:
-		if e, ok := r.view[key]; ok {
-			e.Dests.remove(DestKeyOf(op.Dest))
-		}
+		e.Dests.remove(DestKeyOf(op.Dest))
 	}
 }
 
