@@ -166,7 +166,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopPair()
 	if cfg.Failover != nil {
 		bound := max(5*time.Second, 10*cfg.Failover.Keepalive)
-		if pr, err = startPair(pairCtx, cfg, log, loops.Register("heartbeat", bound)); err != nil {
+		if pr, err = startPair(pairCtx, cfg, s.cfg.Load, log, loops.Register("heartbeat", bound)); err != nil {
 			l.Close()
 			stop()
 			<-dirDone

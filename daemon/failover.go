@@ -32,7 +32,8 @@ type pair struct {
 // startPair opens everything the failover block names and starts the
 // node. Anything that cannot be opened (the key file, a link, the sync
 // daemon's netlink) stops the start, before any VIP is touched.
-func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger, loop *liveness.Loop) (*pair, error) {
+// live is the config in force, which a reload may replace.
+func startPair(ctx context.Context, cfg *config.Config, live func() *config.Config, log *slog.Logger, loop *liveness.Loop) (*pair, error) {
 	fo := cfg.Failover
 	p := &pair{done: make(chan error, 1)}
 	ok := false
@@ -130,6 +131,9 @@ func startPair(ctx context.Context, cfg *config.Config, log *slog.Logger, loop *
 		p.close = append(p.close, sc.Close)
 		nc.Sync = sc
 		nc.SyncDaemon = failover.SyncDaemon{Interface: fo.Sync.Interface, SyncID: uint32(fo.Sync.SyncID)}
+		if nc.Handover, err = failover.NewHandover(nc.SyncDaemon, connRoutes(live)); err != nil {
+			return nil, fmt.Errorf("failover.sync: %w", err)
+		}
 	}
 	if len(fo.PingNodes) > 0 {
 		pg, err := failover.NewPinger(fo.PingNodes)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -838,33 +839,6 @@ func (p *pairLab) gracefulRounds(n int) (outages, handovers []time.Duration) {
 	return outages, handovers
 }
 
-// syncedClients reads the director's IPVS connection table (this
-// namespace's, hence /proc/thread-self) and returns the client ports of
-// the established connections to the VIP.
-func (d *pairDir) syncedClients() map[uint16]bool {
-	d.lab.t.Helper()
-	var b []byte
-	if err := d.h.Do(func() (err error) {
-		b, err = os.ReadFile("/proc/thread-self/net/ip_vs_conn")
-		return err
-	}); err != nil {
-		d.lab.t.Fatalf("%s: %v", d.name, err)
-	}
-	out := map[uint16]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		// Pro FromIP FPrt ToIP TPrt DestIP DPrt State Expires ...
-		if len(f) < 8 || f[0] != "TCP" || f[3] != "C000020A" || f[7] != "ESTABLISHED" {
-			continue
-		}
-		var port uint16
-		if _, err := fmt.Sscanf(f[2], "%x", &port); err == nil {
-			out[port] = true
-		}
-	}
-	return out
-}
-
 // TestFailoverConnectionsSurvive: long-lived DR connections opened
 // through the active director keep exchanging data after it is killed:
 // the standby's kernel has them from the sync daemon.
@@ -880,36 +854,16 @@ func TestFailoverConnectionsSurvive(t *testing.T) {
 	if len(st.Failover.Sync) != 2 {
 		t.Errorf("active's sync daemons: %+v, want master and backup", st.Failover.Sync)
 	}
-	type flow struct {
-		c      *topo.Conn
-		server string
-		port   uint16
-	}
-	var flows []flow
-	for i := 0; i < 20; i++ {
-		c, err := p.client.DialLines(pairService)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var server string
-		for j := 0; j < 3; j++ {
-			ans, err := c.Exchange(fmt.Sprintf("before %d.%d", i, j), 2*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			server = strings.Fields(ans)[0]
-		}
-		flows = append(flows, flow{c: c, server: server, port: uint16(c.LocalAddr().(*net.TCPAddr).Port)})
-	}
+	flows := p.openFlows(20, 3)
 	// The master daemon sends what it has at least every 2s (the
 	// kernel's IPVS_SYNC_FLUSH_TIME); a connection is protected once the
 	// standby holds it.
 	synced := time.Now()
 	for {
-		have := other.syncedClients()
+		have := other.connStates()
 		missing := 0
 		for _, f := range flows {
-			if !have[f.port] {
+			if have[f.client.String()] != "ESTABLISHED" {
 				missing++
 			}
 		}
@@ -926,15 +880,55 @@ func TestFailoverConnectionsSurvive(t *testing.T) {
 	killed := time.Now()
 	act.kill()
 	other.waitRole(m, "active", 2*time.Second)
+	p.flowsAnswer(flows, 10*time.Second)
+	t.Logf("all connections answered %v after the kill", time.Since(killed).Round(time.Millisecond))
+}
+
+// pairFlow is a long-lived connection through the pair, and the real
+// server that answered it.
+type pairFlow struct {
+	c      *topo.Conn
+	server string
+	client netip.AddrPort
+}
+
+// openFlows opens n connections to the service, each exchanging lines
+// lines, and closes them when the test ends.
+func (p *pairLab) openFlows(n, lines int) []pairFlow {
+	t := p.t
+	t.Helper()
+	var flows []pairFlow
+	for i := range n {
+		c, err := p.client.DialLines(pairService)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		f := pairFlow{c: c, client: c.LocalAddr().(*net.TCPAddr).AddrPort()}
+		for j := range lines {
+			ans, err := c.Exchange(fmt.Sprintf("before %d.%d", i, j), 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.server = strings.Fields(ans)[0]
+		}
+		flows = append(flows, f)
+	}
+	return flows
+}
+
+// flowsAnswer fails the test for each flow that does not answer within
+// timeout, or is answered by another real server than before.
+func (p *pairLab) flowsAnswer(flows []pairFlow, timeout time.Duration) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(flows))
 	for i, f := range flows {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ans, err := f.c.Exchange(fmt.Sprintf("after %d", i), 10*time.Second)
+			ans, err := f.c.Exchange(fmt.Sprintf("after %d", i), timeout)
 			if err != nil {
-				errs <- fmt.Errorf("connection %d (client port %d): %w", i, f.port, err)
+				errs <- fmt.Errorf("connection %d (%s): %w", i, f.client, err)
 				return
 			}
 			if got := strings.Fields(ans)[0]; got != f.server {
@@ -945,9 +939,8 @@ func TestFailoverConnectionsSurvive(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		p.t.Error(err)
 	}
-	t.Logf("all connections answered %v after the kill", time.Since(killed).Round(time.Millisecond))
 }
 
 // TestFailoverLinks: losing one of two links changes nothing; cutting

@@ -32,6 +32,10 @@ func (l *stepLog) Stop(st SyncState) error {
 	return nil
 }
 func (l *stepLog) Daemons() ([]SyncDaemon, error) { return nil, nil }
+func (l *stepLog) Hand(fresh bool, _ time.Time) (HandoverStats, error) {
+	l.steps = append(l.steps, map[bool]string{true: "hand all", false: "hand changes"}[fresh])
+	return HandoverStats{}, nil
+}
 
 type stepLink struct{ log *stepLog }
 
@@ -54,9 +58,7 @@ func (l stepLink) Send(frame []byte) error {
 // none of that.
 func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	var l stepLog
-	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}}, VIPs: &l, Sync: &l}
-	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", 50*time.Millisecond, 200*time.Millisecond
-	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
+	s := stepState(&l)
 	s.el.SetRole(RoleActive, t0)
 	s.leave()
 	want := []string{"release", "send leaving", "released", "sync stop master"}
@@ -69,5 +71,51 @@ func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	s.leave()
 	if want := []string{"send leaving"}; !slices.Equal(l.steps, want) {
 		t.Errorf("a standby leaving: %q, want %q", l.steps, want)
+	}
+}
+
+// stepState is a node whose VIPs, sync daemons, links and handover all
+// record in l.
+func stepState(l *stepLog) *state {
+	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{l}}, VIPs: l, Sync: l}
+	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", 50*time.Millisecond, 200*time.Millisecond
+	return &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
+}
+
+// An active director that steps down while its peer lives hands it its
+// connections before its VIPs go, so the peer knows them before it
+// answers for the VIPs, and what changed once they are out and the peer
+// told, so no director answers for them for longer. Without a live peer
+// there is no one to hand them to.
+func TestStepDownHandsConnectionsOver(t *testing.T) {
+	var l stepLog
+	s := stepState(&l)
+	s.n.cfg.Handover = &l
+	s.el.SetRole(RoleActive, t0)
+	s.el.Heard(Message{Kind: KindHeartbeat, Node: "b", Role: RoleStandby, Priority: 100, Boot: 1, Seq: 1, Time: time.Now()}, time.Now())
+	if !s.el.PeerAlive(time.Now()) {
+		t.Fatal("the peer is not alive")
+	}
+	s.leave()
+	want := []string{"hand all", "release", "send leaving", "hand changes", "released", "sync stop master"}
+	if !slices.Equal(l.steps, want) {
+		t.Errorf("leaving the pair: %q, want %q", l.steps, want)
+	}
+
+	l.steps = nil
+	s.el.SetRole(RoleActive, t0)
+	s.become(context.Background(), RoleStandby, ReasonRank)
+	want = []string{"hand all", "release", "send heartbeat", "hand changes", "released", "sync stop master"}
+	if !slices.Equal(l.steps, want) {
+		t.Errorf("a switchover: %q, want %q", l.steps, want)
+	}
+
+	l.steps = nil
+	s = stepState(&l)
+	s.n.cfg.Handover = &l
+	s.el.SetRole(RoleActive, t0)
+	s.leave()
+	if want := []string{"release", "send leaving", "released", "sync stop master"}; !slices.Equal(l.steps, want) {
+		t.Errorf("leaving with no peer: %q, want %q", l.steps, want)
 	}
 }

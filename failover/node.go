@@ -30,6 +30,11 @@ type syncControl interface {
 	Daemons() ([]SyncDaemon, error)
 }
 
+// connHandover sends this director's connections to the peer (Handover).
+type connHandover interface {
+	Hand(fresh bool, deadline time.Time) (HandoverStats, error)
+}
+
 // prober asks the ping nodes (Pinger).
 type prober interface {
 	Probe(ctx context.Context) int
@@ -54,7 +59,11 @@ type NodeConfig struct {
 	Interfaces    flagReader
 	Sync          syncControl
 	SyncDaemon    SyncDaemon // Interface and SyncID; State is set per role
-	Pinger        prober
+	// Handover sends the peer's backup sync daemon this director's
+	// connections when it steps down (Handover); nil: the kernel's sync
+	// daemons alone.
+	Handover connHandover
+	Pinger   prober
 	// Notify runs as Notify + ROLE on every role change; Fence runs as
 	// Fence + PEER and must succeed before taking over from a peer
 	// declared dead. Empty: none.
@@ -342,7 +351,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// A VIP left from an earlier run, or added by hand, must not stay on
 	// a director that is not active; the backup sync daemon keeps this
 	// director's connection table warm in every role.
-	s.stepDown()
+	s.stepDown(nil)
 	if n.cfg.Sync != nil {
 		d := n.cfg.SyncDaemon
 		d.State = SyncBackup
@@ -764,7 +773,7 @@ func (s *state) become(ctx context.Context, r Role, why Reason) {
 			if err := n.cfg.VIPs.Acquire(ctx); err != nil {
 				n.log.Error("failover: cannot take the VIPs", "err", err)
 				s.el.SetFault(fmt.Sprintf("taking the VIPs: %v", err))
-				s.stepDown()
+				s.stepDown(nil)
 				s.setRole(RoleFault, from, why)
 				return
 			}
@@ -776,10 +785,13 @@ func (s *state) become(ctx context.Context, r Role, why Reason) {
 				n.log.Error("failover: cannot start the IPVS sync daemon as master; the standby's connection table will go stale", "err", err)
 			}
 		}
+		s.setRole(r, from, why)
 	} else if from == RoleActive || from == RoleInit {
-		s.stepDown()
+		// The peer hears of the change the moment the VIPs are out.
+		s.stepDown(func() { s.setRole(r, from, why) })
+	} else {
+		s.setRole(r, from, why)
 	}
-	s.setRole(r, from, why)
 	if r != RoleActive && n.cfg.VIPs != nil {
 		// After the peer has been told: nothing waits for this.
 		n.cfg.VIPs.Prepare()
@@ -805,10 +817,49 @@ func (s *state) setRole(r, from Role, why Reason) {
 	}
 }
 
-// stepDown gives up what only the active director holds.
-func (s *state) stepDown() {
-	s.releaseVIPs(nil)
+// stepDown gives up what only the active director holds; then, if not
+// nil, runs the moment the VIPs are out of the kernel (it tells the peer).
+//
+// An active director hands its connections to a live peer before its
+// VIPs go, so the peer holds them before it answers for the VIPs; and,
+// once they are out and the peer told, what changed meanwhile: the
+// handshakes in flight. Those need not be there sooner: the client's
+// next packet went to this director until the peer's announcement, and
+// its retransmission comes a timeout later. Handing them over before
+// telling the peer would instead add to the time no director answers
+// for the VIPs.
+func (s *state) stepDown(then func()) {
+	hand := s.el.Role() == RoleActive && s.n.cfg.Handover != nil && s.el.PeerAlive(time.Now())
+	if hand {
+		s.handOver(true)
+	}
+	s.releaseVIPs(func() {
+		if then != nil {
+			then()
+		}
+		if hand {
+			s.handOver(false)
+		}
+	})
 	s.stopSyncMaster()
+}
+
+// handOver sends the peer this director's connections (Handover.Hand),
+// within half of deadtime: the state goroutine waits for it.
+func (s *state) handOver(fresh bool) {
+	start := time.Now()
+	st, err := s.n.cfg.Handover.Hand(fresh, start.Add(s.n.cfg.Deadtime/2))
+	log := s.n.log.With("read", st.Read, "sent", st.Sent, "skipped", st.Skipped, "messages", st.Messages, "took", time.Since(start).Round(time.Microsecond))
+	switch {
+	case err != nil:
+		log.Warn("failover: cannot hand the connections to the peer; those the kernel has not synced will be reset", "err", err)
+	case st.Cut:
+		log.Warn("failover: the connection table was too large to hand to the peer in time; those the kernel has not synced will be reset")
+	case fresh:
+		log.Info("failover: connections handed to the peer")
+	default:
+		log.Info("failover: connections handed to the peer once the VIPs were out")
+	}
 }
 
 // releaseVIPs removes the VIPs; gone runs once they are out of the
@@ -844,10 +895,10 @@ func (s *state) leave() {
 		s.send(KindLeaving)
 	}
 	if s.el.Role() == RoleActive {
-		// Told the moment the addresses are out of the kernel, before
-		// the releases are logged and the guard hears of them.
-		s.releaseVIPs(tell)
-		s.stopSyncMaster()
+		// Told the moment the addresses are out of the kernel and the
+		// last connections handed over, before the releases are logged
+		// and the guard hears of them.
+		s.stepDown(tell)
 	} else {
 		tell()
 	}

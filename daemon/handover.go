@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"net/netip"
+
+	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/director"
+	"github.com/directorlb/director/failover"
+)
+
+// connRoutes tells the failover handover how the services in force route
+// connections: built once per handover, as a table may be large.
+func connRoutes(live func() *config.Config) func() failover.ConnRoute {
+	return func() failover.ConnRoute { return newRouteIndex(live()).route }
+}
+
+type routeKey struct {
+	protocol uint8
+	virtual  netip.AddrPort
+}
+
+// routeIndex finds a connection's service: by protocol, VIP and port, or
+// for a fwmark service (whose connections carry no mark to find it by)
+// by the destination, in a service of the client's family.
+type routeIndex struct {
+	byAddr map[routeKey]*config.Service
+	byDest map[netip.Addr][]*config.Service // fwmark services, in config order
+}
+
+func newRouteIndex(cfg *config.Config) *routeIndex {
+	x := &routeIndex{byAddr: map[routeKey]*config.Service{}, byDest: map[netip.Addr][]*config.Service{}}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.FWMark == 0 {
+			x.byAddr[routeKey{uint8(director.ServiceOf(s).Protocol), netip.AddrPortFrom(s.VIP, s.Port)}] = s
+			continue
+		}
+		for _, rs := range dests(s) {
+			x.byDest[rs.Address] = append(x.byDest[rs.Address], s)
+		}
+	}
+	return x
+}
+
+func (x *routeIndex) route(c failover.Conn) (uint32, failover.ForwardMethod, bool) {
+	for _, port := range []uint16{c.Virtual.Port(), 0} { // 0: a service of all ports
+		if s := x.byAddr[routeKey{c.Protocol, netip.AddrPortFrom(c.Virtual.Addr(), port)}]; s != nil {
+			return 0, forwardOf(s, c.Dest), true
+		}
+	}
+	for _, s := range x.byDest[c.Dest.Addr()] {
+		if s.IPv6 == c.Client.Addr().Is6() {
+			return s.FWMark, forwardOf(s, c.Dest), true
+		}
+	}
+	return 0, 0, false
+}
+
+// dests is a service's real servers and its sorry server.
+func dests(s *config.Service) []config.RealServer {
+	if s.SorryServer == nil {
+		return s.RealServers
+	}
+	return append(s.RealServers[:len(s.RealServers):len(s.RealServers)], *s.SorryServer)
+}
+
+// forwardOf is how s reaches dest: the real server's own method, else the
+// service's.
+func forwardOf(s *config.Service, dest netip.AddrPort) failover.ForwardMethod {
+	fw := s.Forward
+	for _, rs := range dests(s) {
+		if rs.Address == dest.Addr() && (rs.Port == dest.Port() || rs.Port == 0) {
+			fw = rs.Forward
+			break
+		}
+	}
+	switch fw {
+	case config.Direct:
+		return failover.ForwardRoute
+	case config.Tunnel:
+		return failover.ForwardTunnel
+	}
+	return failover.ForwardMasq
+}
