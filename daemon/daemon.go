@@ -284,7 +284,7 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 	s.exp.Reloaded(true)
 	s.cfg.Store(cfg)
 	if s.pair != nil {
-		if err := s.pair.node.SetDigest(ctx, cfg.ServicesDigest()); err != nil {
+		if err := s.pair.setDigest(ctx, cfg.ServicesDigest()); err != nil {
 			s.log.Warn("failover: cannot tell the pair about the new config", "err", err)
 		}
 	}

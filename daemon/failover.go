@@ -21,12 +21,13 @@ const GuardArg = failover.GuardArg
 
 // pair is the running failover node and what it holds open.
 type pair struct {
-	node  *failover.Node
-	vips  *failover.VIPs
-	list  []failover.VIP
-	guard *failover.Guard
-	close []func() error
-	done  chan error
+	node     *failover.Node
+	vips     *failover.VIPs
+	list     []failover.VIP
+	guard    *failover.Guard
+	farewell failover.Farewell // what the guard says for this director if it dies
+	close    []func() error
+	done     chan error
 }
 
 // startPair opens everything the failover block names and starts the
@@ -47,20 +48,15 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 		return nil, fmt.Errorf("failover.auth_key_file: %w", err)
 	}
 	var links []failover.Link
+	var specs []failover.LinkSpec
 	for i, l := range fo.Links {
-		var link failover.Link
-		switch {
-		case l.Serial != "":
-			link, err = failover.OpenSerial(l.Serial)
-		case l.Multicast.IsValid():
-			link, err = failover.OpenMulticast(l.Interface, fo.Port, l.Multicast)
-		default:
-			link, err = failover.OpenUnicast(l.Interface, fo.Port, l.Peer)
-		}
+		spec := failover.LinkSpec{Serial: l.Serial, Interface: l.Interface, Peer: l.Peer, Multicast: l.Multicast, Port: fo.Port}
+		link, err := spec.Open()
 		if err != nil {
 			return nil, fmt.Errorf("failover.links[%d]: %w", i, err)
 		}
 		links = append(links, link)
+		specs = append(specs, spec)
 		p.close = append(p.close, link.Close)
 	}
 	nc := failover.NodeConfig{
@@ -96,6 +92,11 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 		if err != nil {
 			return nil, fmt.Errorf("start the VIP guard: %w", err)
 		}
+		p.farewell = failover.Farewell{KeyFile: fo.AuthKeyFile, Node: cfg.Node, Priority: uint8(fo.Priority), Digest: nc.Digest, Links: specs}
+		if err := p.guard.Farewell(p.farewell); err != nil {
+			// The peer then finds a crash at deadtime, as without it.
+			log.Warn("the VIP guard cannot tell the peer at once if this director dies", "err", err)
+		}
 		var vips []failover.VIP
 		seen := map[string]bool{}
 		for _, v := range fo.VIPs {
@@ -122,6 +123,7 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 		p.close = append(p.close, ifl.Close)
 		nc.Interfaces = ifl
 		nc.ProbeVIPs = func(ctx context.Context) ([]failover.VIPAnswer, error) { return failover.ProbeVIPs(ctx, vips) }
+		nc.Forwarded = func() bool { return failover.Forwarded(vips) }
 	}
 	if fo.Sync != nil {
 		sc, err := failover.OpenSync()
@@ -150,6 +152,17 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 	ok = true
 	go func() { p.done <- p.node.Run(ctx) }()
 	return p, nil
+}
+
+// setDigest tells the peer, and the guard's farewell, the digest of a
+// reloaded config.
+func (p *pair) setDigest(ctx context.Context, d [16]byte) error {
+	err := p.node.SetDigest(ctx, d)
+	if p.guard != nil && p.farewell.Digest != d {
+		p.farewell.Digest = d
+		err = errors.Join(err, p.guard.Farewell(p.farewell))
+	}
+	return err
 }
 
 // wait waits for the node to leave the pair (ctx ended), then closes the

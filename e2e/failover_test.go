@@ -50,6 +50,9 @@ type pairLab struct {
 	deadtime       string
 	servicesWeight int
 	echoStops      []func()
+	// forwarding is set before startPair to have the directors forward
+	// IPv4, as a NAT director does.
+	forwarding bool
 }
 
 // pairDir is one director of the pair: its host, interfaces and, while
@@ -67,6 +70,8 @@ type pairDir struct {
 	env          []string
 	startedCount int
 	vips         *vipReader
+	dead         bool // die cut its cables
+	guard        int  // the VIP guard's pid, once found
 }
 
 // newPairLab builds the topology; directors are started by start.
@@ -179,6 +184,64 @@ func (d *pairDir) kill() {
 	_ = syscall.Kill(d.d.proc.Pid(), syscall.SIGKILL)
 	<-d.d.proc.Done()
 	d.d = nil
+}
+
+// die is the director's death as a power loss leaves it: directord and
+// its VIP guard killed at once, the VIP gone from its kernel and its
+// cables cut; revive plugs them back.
+func (d *pairDir) die() {
+	d.lab.t.Helper()
+	if d.d == nil {
+		return
+	}
+	// The guard first: alone, it would remove the VIP and tell the peer.
+	_ = syscall.Kill(d.guard, syscall.SIGKILL)
+	d.kill()
+	d.lab.lan.SetCable(d.h, d.lanIf, false)
+	d.lab.hb.SetCable(d.h, d.hbIf, false)
+	d.h.DelAddr(d.lanIf, pairVIP+"/24")
+	d.dead = true
+}
+
+// revive plugs a dead director's cables back in.
+func (d *pairDir) revive() {
+	if !d.dead {
+		return
+	}
+	d.lab.lan.SetCable(d.h, d.lanIf, true)
+	d.lab.hb.SetCable(d.h, d.hbIf, true)
+	d.dead = false
+}
+
+// findGuard finds the process directord started as its VIP guard.
+func (d *pairDir) findGuard() {
+	d.lab.t.Helper()
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range procs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so the fields
+		// are read after its closing parenthesis.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		var pid, ppid int
+		if _, err := fmt.Sscanf(string(b), "%d", &pid); err != nil || len(f) < 2 {
+			continue
+		}
+		if _, err := fmt.Sscanf(f[1], "%d", &ppid); err != nil || ppid != d.d.proc.Pid() {
+			continue
+		}
+		if cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "cmdline")); strings.Contains(string(cmd), "-vip-guard") {
+			out = append(out, pid)
+		}
+	}
+	if len(out) != 1 {
+		d.lab.t.Fatalf("%s: %d VIP guards, want 1", d.name, len(out))
+	}
+	d.guard = out[0]
 }
 
 // stop is a graceful stop (SIGTERM).
@@ -367,6 +430,11 @@ func (d *pairDir) holdsVIP() bool {
 // startPair starts d1 then d2 and waits for d1 active, d2 standby.
 func (p *pairLab) startPair() {
 	p.t.Helper()
+	if p.forwarding {
+		for _, d := range p.dirs {
+			d.h.Sysctl("net.ipv4.ip_forward", "1")
+		}
+	}
 	d1, d2 := p.dirs[0], p.dirs[1]
 	d1.start()
 	d1.waitRole(0, "active", 10*time.Second)
@@ -554,18 +622,32 @@ func (p *pairLab) clientNeighbor() string {
 }
 
 // TestFailoverKill: kill -9 of the active directord, 20 times over,
-// alternating between the directors; each time the standby takes over
-// and a new client connection works. The time each round took is
-// measured and logged; the issue's goal for it (p99 300ms) is
-// BenchmarkFailover's figure, as the lab's speed is the host's: here the
-// bounds are what no host is slow enough to excuse.
+// alternating between the directors; each time its VIP guard removes the
+// VIP and tells the standby, which takes over at once, and a new client
+// connection works. The time each round took is measured and logged;
+// the issue's goal for it (p99 300ms) is BenchmarkFailover's figure, as
+// the lab's speed is the host's: here the bounds are what no host is slow
+// enough to excuse.
 func TestFailoverKill(t *testing.T) {
 	p := newPairLab(t)
-	took, acquired := p.killRounds(20)
-	// Detection alone takes deadtime (200ms); a takeover that waits for
-	// anything else (initdead, a probe's timeout, a retry) takes seconds.
+	took, acquired := p.takeoverRounds(20, killDirectord)
+	// A takeover that waits for deadtime, or for anything else (initdead,
+	// a probe's timeout, a retry), takes 200ms to seconds.
 	medianWithin(t, "from the kill to the standby adding the VIP", acquired, time.Second)
 	medianWithin(t, "from the kill to a new connection", took, 2*time.Second)
+}
+
+// TestFailoverNodeDeath: the active director dies whole, as at a power
+// loss: nothing tells the standby, which finds it silent at deadtime,
+// checks its ping node and that nothing answers for the VIP, and takes
+// over.
+func TestFailoverNodeDeath(t *testing.T) {
+	p := newPairLab(t)
+	took, acquired := p.takeoverRounds(10, nodeDeath)
+	// Detection alone takes deadtime (200ms); a takeover that waits for
+	// anything else takes seconds.
+	medianWithin(t, "from the death to the standby adding the VIP", acquired, time.Second)
+	medianWithin(t, "from the death to a new connection", took, 2*time.Second)
 }
 
 // medianWithin fails the test if the median of sorted d exceeds bound.
@@ -586,12 +668,33 @@ func (p *pairLab) startFast() *vipWatch {
 	return p.watchVIPs()
 }
 
-// killRounds starts the pair (startFast), kills the active directord n
-// times, alternating, and returns, sorted, each round's time from the
-// kill to the first new connection through the standby, and to the
-// standby adding the VIP (from its log).
+// takeoverFault is how the active director fails in takeoverRounds: its
+// name for the logs, what readies it (not timed) and what it does, the
+// reason the standby must give for taking over, and a line the standby
+// must log before it.
+type takeoverFault struct {
+	name         string
+	ready, do    func(d *pairDir)
+	reason, told string
+}
+
+var (
+	// killDirectord is kill -9 of directord alone: its VIP guard removes
+	// the VIP and tells the peer at once.
+	killDirectord = takeoverFault{"kill -9", func(*pairDir) {}, (*pairDir).kill, `reason="peer not serving"`, `failover: peer is leaving`}
+	// nodeDeath is a director dying whole: directord and its guard
+	// killed, its cables cut and the VIP gone from its kernel, as a
+	// power loss leaves it.
+	nodeDeath = takeoverFault{"death", (*pairDir).findGuard, (*pairDir).die, `reason="peer dead"`, `failover: heartbeat link down`}
+)
+
+// takeoverRounds starts the pair (startFast), fails the active director
+// n times, alternating, and returns, sorted, each round's time from the
+// fault to the first new connection through the standby, and to the
+// standby adding the VIP (from its log). The failed director comes back
+// as standby before the next round.
 // It fails the test if a round's takeover is wrong or never comes.
-func (p *pairLab) killRounds(n int) (took, acquired []time.Duration) {
+func (p *pairLab) takeoverRounds(n int, fault takeoverFault) (took, acquired []time.Duration) {
 	t := p.t
 	t.Helper()
 	watch := p.startFast()
@@ -599,10 +702,11 @@ func (p *pairLab) killRounds(n int) (took, acquired []time.Duration) {
 		act, other := p.active()
 		m := other.mark()
 		cpu0 := readCPU(os.Getpid(), other.d.proc.Pid())
+		fault.ready(act)
 		start := time.Now()
-		act.kill()
+		fault.do(act)
 		// A connection counts once the standby holds the VIP and the
-		// killed director does not: until its guard removes the VIP, the
+		// failed director does not: until its guard removes the VIP, a
 		// killed director's kernel still serves. The bound is for a
 		// takeover that never comes, not a slow one.
 		probe := []*vipReader{act.vipReader(), other.vipReader()}
@@ -612,15 +716,15 @@ func (p *pairLab) killRounds(n int) (took, acquired []time.Duration) {
 		}
 		cpu := readCPU(os.Getpid(), other.d.proc.Pid())
 		took = append(took, at.Sub(start))
-		t.Logf("round %d: %s killed at %s; a new connection went through %s after %v", i, act.name, start.UTC().Format("15:04:05.000"), other.name, at.Sub(start).Round(time.Millisecond))
+		t.Logf("round %d: %s of %s at %s; a new connection went through %s after %v", i, fault.name, act.name, start.UTC().Format("15:04:05.000"), other.name, at.Sub(start).Round(time.Millisecond))
 		if !other.holdsVIP() || act.holdsVIP() {
-			t.Fatalf("round %d: after the kill of %s, %s holds the VIP: %v, %s: %v", i, act.name, other.name, other.holdsVIP(), act.name, act.holdsVIP())
+			t.Fatalf("round %d: after the %s of %s, %s holds the VIP: %v, %s: %v", i, fault.name, act.name, other.name, other.holdsVIP(), act.name, act.holdsVIP())
 		}
 		if got, want := p.clientNeighbor(), other.h.MAC(other.lanIf).String(); got != want {
 			t.Fatalf("round %d: the client sends to %s, not to %s's %s", i, got, other.name, want)
 		}
-		if change := other.roleChange(m, "active", 2*time.Second); !strings.Contains(change, `reason="peer dead"`) {
-			t.Fatalf("round %d: %s took over other than for a dead peer: %s", i, other.name, change)
+		if change := other.roleChange(m, "active", 2*time.Second); !strings.Contains(change, fault.reason) || other.logTime(m, fault.told).IsZero() {
+			t.Fatalf("round %d: %s took over other than with %s after %q: %s", i, other.name, fault.reason, fault.told, change)
 		}
 		vipAt := other.logTime(m, `vip acquired`)
 		if vipAt.IsZero() {
@@ -628,7 +732,8 @@ func (p *pairLab) killRounds(n int) (took, acquired []time.Duration) {
 		}
 		acquired = append(acquired, vipAt.Sub(start))
 		t.Logf("round %d: %s; %s", i, takeoverTimeline(start, vipAt, attempts), cpu.since(cpu0, "test", other.name))
-		// The killed director comes back and joins as standby.
+		// The failed director comes back and joins as standby.
+		act.revive()
 		act.start()
 		act.waitRole(0, "standby", 10*time.Second)
 		act.settle()
@@ -639,8 +744,8 @@ func (p *pairLab) killRounds(n int) (took, acquired []time.Duration) {
 	}
 	slices.Sort(took)
 	slices.Sort(acquired)
-	t.Logf("kill -9 to first new connection through the standby, %d rounds: %s (%d VIP changes watched)", n, spread(took), changes)
-	t.Logf("kill -9 to the standby adding the VIP: %s", spread(acquired))
+	t.Logf("%s to first new connection through the standby, %d rounds: %s (%d VIP changes watched)", fault.name, n, spread(took), changes)
+	t.Logf("%s to the standby adding the VIP: %s", fault.name, spread(acquired))
 	return took, acquired
 }
 
@@ -776,8 +881,15 @@ func (g *gapProbe) maxGap(from time.Time) gaps {
 // gap they would notice and the VIP is never held twice. The gap is
 // measured and logged; the issue's goal for it (50ms) is
 // BenchmarkFailover's figure.
+//
+// The directors forward, as a NAT director does: a packet that reaches
+// the leaving director once its VIP is gone then goes on to the peer as
+// soon as it answers ARP, where a director that does not forward drops
+// it, and the client sends again a timeout later (BenchmarkFailover
+// measures both).
 func TestFailoverGracefulStop(t *testing.T) {
 	p := newPairLab(t)
+	p.forwarding = true
 	outages, handovers := p.gracefulRounds(5)
 	// The handover measures 20-70ms in the logs, 300ms on a host slowed
 	// to half; the bounds catch a handover that waits for something, and
@@ -1180,7 +1292,11 @@ func TestFailoverFence(t *testing.T) {
 	d1.env = []string{helperEnv + "=hook", "DIRECTOR_E2E_HOOK_LOG=" + fenceLog + ".d1"}
 	p.startPair()
 	m := d2.mark()
-	d1.kill()
+	// A death, which only deadtime reveals: a killed directord's guard
+	// would say it is gone, and the peer take over without a fence, as
+	// after a graceful stop.
+	d1.findGuard()
+	d1.die()
 	if _, err := d2.d.log.Wait(m, "fence failed; not taking over", 3*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -1226,7 +1342,7 @@ func TestFailoverFaultLoop(t *testing.T) {
 	if seed == 0 {
 		seed = time.Now().UnixNano()
 	}
-	t.Logf("seed %d (rerun with -failover.seed %d)", seed, seed)
+	t.Logf("seed %d (rerun: go run ./lab/cmd/lab test -run TestFailoverFaultLoop -testflags '-failover.seed %d' ./e2e)", seed, seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	p := newPairLab(t)
 	// Real servers whose echo can be stopped and started.

@@ -21,8 +21,21 @@ import (
 // without the handover the connections opened just before the stop, and
 // any handshake in flight, are unknown to the new director, whose stack
 // resets them.
+//
+// Both with directors that forward and with directors that do not, which
+// hand the handshakes in flight over at another moment.
 func TestFailoverHandover(t *testing.T) {
-	p := newPairLab(t)
+	for _, forwarding := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forwarding=%v", forwarding), func(t *testing.T) {
+			p := newPairLab(t)
+			p.forwarding = forwarding
+			p.handover()
+		})
+	}
+}
+
+func (p *pairLab) handover() {
+	t := p.t
 	p.startPair()
 	act, other := p.active()
 

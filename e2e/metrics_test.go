@@ -253,10 +253,15 @@ func TestFailoverMetrics(t *testing.T) {
 	before := s2.must(t, "director_failover_transitions_total", "to", "active")
 
 	d1.kill()
-	after := waitMetric(t, d2.h, 5*time.Second, "d2 active with its peer dead", func(s scraped) bool {
+	// d1's guard tells d2 at once; its links go quiet at deadtime.
+	after := waitMetric(t, d2.h, 5*time.Second, "d2 active with its peer gone and its links quiet", func(s scraped) bool {
 		a, _ := s.get("director_failover_role", "role", "active")
 		alive, _ := s.get("director_failover_peer_alive")
-		return a == 1 && alive == 0
+		up := 0.0
+		for _, l := range s["director_failover_link_up"].GetMetric() {
+			up += l.GetGauge().GetValue()
+		}
+		return a == 1 && alive == 0 && up == 0
 	})
 	if v := after.must(t, "director_failover_transitions_total", "to", "active"); v != before+1 {
 		t.Errorf("transitions to active %v -> %v, want +1", before, v)

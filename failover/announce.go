@@ -65,9 +65,29 @@ func (linkAnnouncer) Open(v VIP) (Announcement, error) {
 // with the router flag clear makes a neighbour drop this host from its
 // default routers, which would cut off real servers routed through a
 // floating gateway address.
-func ipv6Forwarding(ifName string) bool {
-	b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv6/conf", ifName, "forwarding"))
+func ipv6Forwarding(ifName string) bool { return forwarding("ipv6", ifName) }
+
+// forwarding tells whether the interface forwards the family (ipv4 or
+// ipv6).
+func forwarding(family, ifName string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc/sys/net", family, "conf", ifName, "forwarding"))
 	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// Forwarded tells whether a packet for one of vips that reaches this
+// director once the VIP is gone is forwarded (its interface forwards the
+// VIP's family), rather than dropped.
+func Forwarded(vips []VIP) bool {
+	for _, v := range vips {
+		family := "ipv4"
+		if v.Prefix.Addr().Is6() {
+			family = "ipv6"
+		}
+		if forwarding(family, v.Interface) {
+			return true
+		}
+	}
+	return false
 }
 
 // frameWriter sends whole Ethernet frames out of one interface.

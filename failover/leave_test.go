@@ -84,9 +84,11 @@ func stepState(l *stepLog) *state {
 
 // An active director that steps down while its peer lives hands it its
 // connections before its VIPs go, so the peer knows them before it
-// answers for the VIPs, and what changed once they are out and the peer
-// told, so no director answers for them for longer. Without a live peer
-// there is no one to hand them to.
+// answers for the VIPs, and what changed once they are out: after the
+// peer is told where the packets that still reach it are dropped (no
+// director answers for longer), before where they are forwarded (they
+// reach the peer at once). Without a live peer there is no one to hand
+// them to.
 func TestStepDownHandsConnectionsOver(t *testing.T) {
 	var l stepLog
 	s := stepState(&l)
@@ -108,6 +110,17 @@ func TestStepDownHandsConnectionsOver(t *testing.T) {
 	want = []string{"hand all", "release", "send heartbeat", "hand changes", "released", "sync stop master"}
 	if !slices.Equal(l.steps, want) {
 		t.Errorf("a switchover: %q, want %q", l.steps, want)
+	}
+
+	// Where the VIPs' packets are forwarded once they are gone, they
+	// reach the peer as soon as it answers: it must know them before.
+	l.steps = nil
+	s.n.cfg.Forwarded = func() bool { return true }
+	s.el.SetRole(RoleActive, t0)
+	s.leave()
+	want = []string{"hand all", "release", "hand changes", "send leaving", "released", "sync stop master"}
+	if !slices.Equal(l.steps, want) {
+		t.Errorf("leaving the pair, forwarding: %q, want %q", l.steps, want)
 	}
 
 	l.steps = nil

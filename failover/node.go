@@ -61,9 +61,12 @@ type NodeConfig struct {
 	SyncDaemon    SyncDaemon // Interface and SyncID; State is set per role
 	// Handover sends the peer's backup sync daemon this director's
 	// connections when it steps down (Handover); nil: the kernel's sync
-	// daemons alone.
-	Handover connHandover
-	Pinger   prober
+	// daemons alone. Forwarded tells whether packets for a VIP that reach
+	// this director once it gave the VIP up are forwarded (Forwarded);
+	// nil: they are dropped.
+	Handover  connHandover
+	Forwarded func() bool
+	Pinger    prober
 	// Notify runs as Notify + ROLE on every role change; Fence runs as
 	// Fence + PEER and must succeed before taking over from a peer
 	// declared dead. Empty: none.
@@ -487,6 +490,23 @@ func (s *state) heard(ctx context.Context, f received) {
 		ls.up = true
 		n.log.Info("failover: heartbeat link up", "link", n.cfg.Links[f.link].Name(), "peer", m.Node)
 	}
+	if m.Kind == KindLeaving && f.at.Sub(m.Time) > n.cfg.Deadtime {
+		// A peer that is leaving is taken over at once, without the VIP
+		// probe: only if it says so now. Said over deadtime ago, and
+		// held back on the way, it tells nothing of the peer since; its
+		// silence and the probe decide, as for any silent peer.
+		n.log.Warn("failover: a late 'leaving' from the peer ignored", "link", n.cfg.Links[f.link].Name(), "sent", m.Time, "age", f.at.Sub(m.Time).Round(time.Millisecond))
+		return
+	}
+	if s.newest.Node == m.Node && s.newest.Boot != m.Boot && !m.Time.After(s.newest.Time) {
+		// An earlier boot's message, delivered late on a link that held
+		// it (a cut cable, a queue waiting for ARP): the peer started
+		// again since, and this is older news than this director has. A
+		// crashed director's guard says it is gone in such a message.
+		n.replayed.add()
+		n.log.Debug("failover: a heartbeat of the peer's earlier boot refused", "link", n.cfg.Links[f.link].Name(), "boot", fmt.Sprintf("%016x", m.Boot), "sent", m.Time)
+		return
+	}
 	if s.newest.Node == m.Node && s.newest.Boot == m.Boot && m.Seq <= s.newest.Seq {
 		// Already heard on another link; only the liveness of the
 		// peer moves on.
@@ -822,22 +842,27 @@ func (s *state) setRole(r, from Role, why Reason) {
 //
 // An active director hands its connections to a live peer before its
 // VIPs go, so the peer holds them before it answers for the VIPs; and,
-// once they are out and the peer told, what changed meanwhile: the
-// handshakes in flight. Those need not be there sooner: the client's
-// next packet went to this director until the peer's announcement, and
-// its retransmission comes a timeout later. Handing them over before
-// telling the peer would instead add to the time no director answers
-// for the VIPs.
+// once they are out, what changed meanwhile (the handshakes in flight).
+// Where packets for a VIP that reach this director once it is gone are
+// forwarded, they reach the peer the moment it answers ARP, so the peer
+// must know their connections first: the second pass comes before the
+// peer is told. Where they are dropped, the client sends again a timeout
+// later (200ms at least), long after the second pass: it comes after the
+// peer is told, so as not to add to the time no director answers.
 func (s *state) stepDown(then func()) {
 	hand := s.el.Role() == RoleActive && s.n.cfg.Handover != nil && s.el.PeerAlive(time.Now())
+	first := hand && s.n.cfg.Forwarded != nil && s.n.cfg.Forwarded()
 	if hand {
 		s.handOver(true)
 	}
 	s.releaseVIPs(func() {
+		if first {
+			s.handOver(false)
+		}
 		if then != nil {
 			then()
 		}
-		if hand {
+		if hand && !first {
 			s.handOver(false)
 		}
 	})

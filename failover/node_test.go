@@ -175,3 +175,59 @@ func TestPingNodesAskedFourTimesPerWindow(t *testing.T) {
 		})
 	}
 }
+
+// A message of the peer's earlier boot that a link delivers late (its
+// cable was cut while it waited) is older news than the peer's current
+// boot: a crashed director's farewell, arriving after it started again
+// and took the VIPs, must not make this director take them too.
+func TestEarlierBootDeliveredLateIsRefused(t *testing.T) {
+	var l stepLog
+	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}, stepLink{&l}}, VIPs: &l, Sync: &l}
+	cfg.Node, cfg.Keepalive, cfg.Deadtime = "b", 50*time.Millisecond, 200*time.Millisecond
+	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 2)}
+	s.el.SetRole(RoleStandby, t0)
+	now := time.Now()
+	farewell := Message{Kind: KindLeaving, Node: "a", Priority: 200, Role: RoleStandby, Boot: 7, Seq: 1, Time: now.Add(-100 * time.Millisecond)}
+	current := Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleActive, Boot: 8, Seq: 40, Time: now.Add(-10 * time.Millisecond)}
+	s.heard(context.Background(), received{link: 0, msg: current, at: now})
+	s.heard(context.Background(), received{link: 1, msg: farewell, at: now})
+	if m, _, _ := s.el.Peer(); m.Boot != current.Boot || m.Kind != KindHeartbeat || !s.el.PeerAlive(now) {
+		t.Errorf("the peer is %+v, alive %v; want its current boot, active", m, s.el.PeerAlive(now))
+	}
+	if got := s.n.replayed.get(); got != 1 {
+		t.Errorf("%d refused, want the late message counted", got)
+	}
+	if want, why := s.el.Want(now); want != RoleStandby {
+		t.Errorf("wants %v (%v) after old news, want standby", want, why)
+	}
+	// A later boot is news: the peer started again.
+	again := Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleStandby, Boot: 9, Seq: 1, Time: now}
+	s.heard(context.Background(), received{link: 1, msg: again, at: now})
+	if m, _, _ := s.el.Peer(); m.Boot != again.Boot {
+		t.Errorf("the peer's new boot was not taken: %+v", m)
+	}
+}
+
+// A "leaving" held back on its way for over deadtime tells nothing of the
+// peer now: it is ignored, and the peer's silence decides, with the VIP
+// probe that a takeover from a leaving peer skips.
+func TestLateLeavingIsIgnored(t *testing.T) {
+	var l stepLog
+	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}}, VIPs: &l, Sync: &l}
+	cfg.Node, cfg.Keepalive, cfg.Deadtime = "b", 50*time.Millisecond, 200*time.Millisecond
+	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
+	s.el.SetRole(RoleStandby, t0)
+	now := time.Now()
+	s.heard(context.Background(), received{msg: Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleActive, Boot: 1, Seq: 1, Time: now}, at: now})
+	late := Message{Kind: KindLeaving, Node: "a", Priority: 200, Role: RoleStandby, Boot: 2, Seq: 1, Time: now.Add(-cfg.Deadtime - time.Millisecond)}
+	s.heard(context.Background(), received{msg: late, at: now})
+	if want, why := s.el.Want(now); want != RoleStandby {
+		t.Errorf("wants %v (%v) after a late leaving, want standby", want, why)
+	}
+	fresh := late
+	fresh.Boot, fresh.Time = 3, now.Add(time.Millisecond)
+	s.heard(context.Background(), received{msg: fresh, at: now})
+	if want, why := s.el.Want(now); want != RoleActive || why != ReasonPeerLeft {
+		t.Errorf("wants %v (%v) after a fresh leaving, want active, peer not serving", want, why)
+	}
+}

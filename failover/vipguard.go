@@ -3,6 +3,7 @@ package failover
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +13,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // The VIP guard exists because the kernel keeps the addresses a process
@@ -29,6 +32,16 @@ import (
 //	hold 192.0.2.10/24 eth0   the parent is about to add this VIP
 //	drop 192.0.2.10/24 eth0   the parent has removed it
 //	bye                       the parent is exiting cleanly: remove nothing
+//
+// and, to have the guard tell the peer at once that this director is
+// gone (Farewell), lines that take effect together with the last:
+//
+//	key /etc/director/authkey         the key file, read by the guard
+//	node lb1 200 DIGEST               name, priority, config digest (hex)
+//	link udp eth1 192.168.50.2 694    one line per heartbeat link
+//	link multicast eth0 239.192.0.18 694
+//	link serial /dev/ttyS1
+//	farewell                          the lines above replace the last set
 
 // GuardArg is the argument that makes directord's binary run as the VIP
 // guard (RunGuard) instead of as the daemon.
@@ -119,6 +132,52 @@ func (g *Guard) send(verb string, v VIP) error {
 	return nil
 }
 
+// Farewell is what the guard needs to tell the peer that this director
+// died, the moment it has removed the VIPs, so the peer takes over at
+// once as after a graceful stop instead of at deadtime: the key file
+// (the guard reads it itself: no secret goes down the pipe), who this
+// director is, and its heartbeat links.
+type Farewell struct {
+	KeyFile  string
+	Node     string
+	Priority uint8
+	Digest   [16]byte
+	Links    []LinkSpec
+}
+
+// Farewell tells the guard how to say goodbye for this director, in place
+// of what it was told before (a reload changes the digest).
+func (g *Guard) Farewell(f Farewell) error {
+	if strings.ContainsAny(f.KeyFile, "\n") || f.KeyFile == "" || strings.ContainsAny(f.Node, " \n") || f.Node == "" {
+		return fmt.Errorf("vip guard farewell: key file %q or node %q cannot be sent", f.KeyFile, f.Node)
+	}
+	lines := []string{"key " + f.KeyFile, fmt.Sprintf("node %s %d %x", f.Node, f.Priority, f.Digest)}
+	for _, l := range f.Links {
+		line, err := l.line()
+		if err != nil {
+			return fmt.Errorf("vip guard farewell: %w", err)
+		}
+		lines = append(lines, line)
+	}
+	lines = append(lines, "farewell")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return fmt.Errorf("vip guard farewell: %w", ErrGuardClosed)
+	}
+	for _, line := range lines {
+		// A line at a time, each atomic (see send): a parent that dies
+		// halfway leaves the guard with the farewell it had.
+		if len(line) >= maxGuardLine {
+			return fmt.Errorf("vip guard farewell: line of %d bytes, the most is %d", len(line), maxGuardLine-1)
+		}
+		if _, err := io.WriteString(g.stdin, line+"\n"); err != nil {
+			return fmt.Errorf("vip guard farewell: %w", err)
+		}
+	}
+	return nil
+}
+
 // Close says goodbye, so the guard removes nothing, and waits for it to
 // exit.
 func (g *Guard) Close() error {
@@ -159,7 +218,16 @@ func (g *Guard) abandon() {
 // current network namespace. It ignores SIGINT, SIGTERM and SIGHUP: only
 // the end of r ends it.
 func RunGuard(r io.Reader, log *slog.Logger) error {
-	return runGuard(r, log, tableRemover{kernelAddrs{}})
+	return runGuard(r, log, guardEnv{rm: tableRemover{kernelAddrs{}}})
+}
+
+// guardEnv is what the guard acts through: the VIPs' remover and, for
+// the farewell, the key file's reader and the links' opener (nil: the
+// real ones).
+type guardEnv struct {
+	rm       vipRemover
+	readKey  func(path string) ([]byte, error)
+	openLink func(LinkSpec) (Link, error)
 }
 
 // vipRemover removes a VIP and tells whether it was there.
@@ -182,17 +250,26 @@ func (t tableRemover) Prepare(v VIP) {
 // preparer is a vipRemover that can get ready for a VIP in advance.
 type preparer interface{ Prepare(VIP) }
 
-func runGuard(r io.Reader, log *slog.Logger, rm vipRemover) error {
+func runGuard(r io.Reader, log *slog.Logger, env guardEnv) error {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	return serveGuard(r, log, rm)
+	return serveGuard(r, log, env)
 }
 
 // serveGuard reads the protocol until a goodbye or the end of r. Bad
 // lines are logged and skipped: whatever the parent sends, the guard
 // must still be there to clean up after it.
-func serveGuard(r io.Reader, log *slog.Logger, rm vipRemover) error {
+func serveGuard(r io.Reader, log *slog.Logger, env guardEnv) error {
+	if env.readKey == nil {
+		env.readKey = ReadAuthKey
+	}
+	if env.openLink == nil {
+		env.openLink = LinkSpec.openSender
+	}
+	rm := env.rm
 	held := map[VIP]int{} // when it was held, to remove in that order
 	seq := 0
+	var next, fw *farewell // the farewell being told, and the one in force
+	defer func() { fw.close() }()
 	br := bufio.NewReaderSize(r, maxGuardLine)
 	for {
 		line, err := readGuardLine(br, log)
@@ -200,13 +277,44 @@ func serveGuard(r io.Reader, log *slog.Logger, rm vipRemover) error {
 			if !errors.Is(err, io.EOF) {
 				log.Error("vip guard: reading from parent", "err", err)
 			}
-			return removeHeld(held, log, rm)
+			if err := removeHeld(held, log, rm); err != nil {
+				// A VIP may still be here: the peer must find it in
+				// its probe, not take it over on our word.
+				return err
+			}
+			fw.say(log)
+			return nil
 		}
 		fields := strings.Fields(line)
 		switch {
 		case len(fields) == 1 && fields[0] == "bye":
 			log.Debug("vip guard: parent exiting cleanly", "held", len(held))
 			return nil
+		case len(fields) >= 2 && fields[0] == "key":
+			next = &farewell{keyFile: strings.TrimPrefix(line, "key ")}
+		case len(fields) == 4 && fields[0] == "node" && next != nil:
+			prio, err1 := strconv.ParseUint(fields[2], 10, 8)
+			digest, err2 := hex.DecodeString(fields[3])
+			if err := errors.Join(err1, err2); err != nil || len(digest) != len(next.digest) || len(fields[1]) > MaxNodeName {
+				log.Warn("vip guard: ignoring bad line", "line", line, "err", err)
+				next = nil
+				continue
+			}
+			next.node, next.priority = fields[1], uint8(prio)
+			copy(next.digest[:], digest)
+		case len(fields) >= 1 && fields[0] == "link" && next != nil:
+			spec, err := parseLinkLine(fields[1:])
+			if err != nil {
+				log.Warn("vip guard: ignoring bad line", "line", line, "err", err)
+				continue
+			}
+			next.specs = append(next.specs, spec)
+		case len(fields) == 1 && fields[0] == "farewell" && next != nil && next.node != "":
+			if err := next.ready(env); err != nil {
+				log.Error("vip guard: cannot get ready to tell the peer this director is gone; it will wait for deadtime", "err", err)
+			}
+			fw.close()
+			fw, next = next, nil
 		case len(fields) == 3 && (fields[0] == "hold" || fields[0] == "drop"):
 			p, err := netip.ParsePrefix(fields[1])
 			v := VIP{Prefix: p, Interface: fields[2]}
@@ -233,6 +341,90 @@ func serveGuard(r io.Reader, log *slog.Logger, rm vipRemover) error {
 			log.Warn("vip guard: ignoring bad line", "line", line)
 		}
 	}
+}
+
+// farewell is the guard's goodbye for a parent that died: a leaving
+// message, sent on every link once the VIPs are gone.
+type farewell struct {
+	keyFile  string
+	node     string
+	priority uint8
+	digest   [16]byte
+	specs    []LinkSpec
+	key      []byte
+	links    []Link
+	open     func(LinkSpec) (Link, error)
+}
+
+// ready reads the key and opens the UDP links' senders now, while the
+// parent lives: after a crash, the farewell is then one send per link.
+// A serial device is the parent's while it lives, and is opened then.
+func (f *farewell) ready(env guardEnv) error {
+	key, err := env.readKey(f.keyFile)
+	if err != nil {
+		return err
+	}
+	f.key, f.open = key, env.openLink
+	var errs []error
+	for _, s := range f.specs {
+		if s.Serial != "" {
+			continue
+		}
+		l, err := f.open(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.links = append(f.links, l)
+	}
+	return errors.Join(errs...)
+}
+
+// say sends the leaving message on every link it can open.
+func (f *farewell) say(log *slog.Logger) {
+	if f == nil || f.key == nil {
+		return
+	}
+	for _, s := range f.specs {
+		if s.Serial == "" {
+			continue
+		}
+		l, err := f.open(s)
+		if err != nil {
+			log.Error("vip guard: cannot open a link to tell the peer", "err", err)
+			continue
+		}
+		f.links = append(f.links, l)
+	}
+	// A boot of its own, later than any of the parent's messages: the
+	// peer takes it as the parent restarted and leaving at once.
+	frame, err := Encode(f.key, Message{
+		Kind: KindLeaving, Node: f.node, Priority: f.priority, Role: RoleStandby,
+		Boot: randomBoot(), Seq: 1, Time: time.Now(), ConfigDigest: f.digest,
+	})
+	if err != nil {
+		log.Error("vip guard: cannot encode the farewell", "err", err)
+		return
+	}
+	told := 0
+	for _, l := range f.links {
+		if err := l.Send(frame); err != nil {
+			log.Error("vip guard: cannot tell the peer on a link", "link", l.Name(), "err", err)
+			continue
+		}
+		told++
+	}
+	log.Warn("vip guard: told the peer this director is gone", "links", told)
+}
+
+func (f *farewell) close() {
+	if f == nil {
+		return
+	}
+	for _, l := range f.links {
+		l.Close()
+	}
+	f.links = nil
 }
 
 // readGuardLine returns the next complete line. Overlong lines are

@@ -62,7 +62,7 @@ func guardHelper(out string) int {
 		w = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(w, nil))
-	if err := runGuard(os.Stdin, log, fileRemover(out)); err != nil {
+	if err := runGuard(os.Stdin, log, guardEnv{rm: fileRemover(out)}); err != nil {
 		return 1
 	}
 	return 0
@@ -121,7 +121,7 @@ func TestGuardRemovesHeldAtEOF(t *testing.T) {
 	}, "\n")
 	log, buf := vipTestLogger()
 	rm := &fakeRemover{}
-	if err := serveGuard(strings.NewReader(in), log, rm); err != nil {
+	if err := serveGuard(strings.NewReader(in), log, guardEnv{rm: rm}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []VIP{testVIP4, testVIP6}; !slices.Equal(rm.removed, want) {
@@ -136,7 +136,7 @@ func TestGuardByeRemovesNothing(t *testing.T) {
 	rm := &fakeRemover{}
 	log, _ := vipTestLogger()
 	in := "hold 192.0.2.10/24 eth0\nbye\nhold 2001:db8::10/64 eth1\n"
-	if err := serveGuard(strings.NewReader(in), log, rm); err != nil {
+	if err := serveGuard(strings.NewReader(in), log, guardEnv{rm: rm}); err != nil {
 		t.Fatal(err)
 	}
 	if len(rm.removed) != 0 {
@@ -162,7 +162,7 @@ func TestGuardIgnoresBadLines(t *testing.T) {
 		"hold 192.0.2.13/24 eth0" // unfinished: the parent died writing it
 	log, buf := vipTestLogger()
 	rm := &fakeRemover{}
-	if err := serveGuard(strings.NewReader(in), log, rm); err != nil {
+	if err := serveGuard(strings.NewReader(in), log, guardEnv{rm: rm}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []VIP{testVIP4, testVIP6}; !slices.Equal(rm.removed, want) {
@@ -182,7 +182,7 @@ func TestGuardReadErrorCountsAsParentGone(t *testing.T) {
 	r := io.MultiReader(strings.NewReader("hold 192.0.2.10/24 eth0\n"), iotest.ErrReader(broken))
 	log, buf := vipTestLogger()
 	rm := &fakeRemover{}
-	if err := serveGuard(r, log, rm); err != nil {
+	if err := serveGuard(r, log, guardEnv{rm: rm}); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(rm.removed, []VIP{testVIP4}) {
@@ -196,7 +196,7 @@ func TestGuardReadErrorCountsAsParentGone(t *testing.T) {
 func TestGuardRemovalFailureStillRemovesTheRest(t *testing.T) {
 	rm := &fakeRemover{fail: map[VIP]bool{testVIP4: true}}
 	log, _ := vipTestLogger()
-	err := serveGuard(strings.NewReader("hold 192.0.2.10/24 eth0\nhold 2001:db8::10/64 eth1\n"), log, rm)
+	err := serveGuard(strings.NewReader("hold 192.0.2.10/24 eth0\nhold 2001:db8::10/64 eth1\n"), log, guardEnv{rm: rm})
 	if !errors.Is(err, syscall.EPERM) {
 		t.Errorf("serveGuard = %v, want EPERM", err)
 	}
@@ -213,7 +213,7 @@ func TestGuardSpeaksWhatTheGuardReads(t *testing.T) {
 	g := &Guard{log: log, stdin: pw}
 	rm := &fakeRemover{}
 	done := make(chan error, 1)
-	go func() { done <- serveGuard(pr, log, rm) }()
+	go func() { done <- serveGuard(pr, log, guardEnv{rm: rm}) }()
 	dropped := VIP{netip.MustParsePrefix("192.0.2.11/24"), "eth0"}
 	for _, err := range []error{g.Hold(testVIP4), g.Hold(dropped), g.Hold(testVIP6), g.Drop(dropped)} {
 		if err != nil {

@@ -42,7 +42,8 @@ func main() {
 type usageError struct{ error }
 
 const usage = `usage: lab COMMAND [flags]
-  test [-run RE] [PACKAGES]   build the lab-tagged tests and run them in one VM boot
+  test [-run RE] [-testflags F] [PACKAGES]
+                              build the lab-tagged tests and run them in one VM boot
   demo                        boot the VM and run the demo
   exec BINARY [ARGS...]       run a static binary in the VM
   kernel                      fetch, unpack and verify the kernel, print its paths
@@ -181,6 +182,7 @@ func cmdTest(ctx context.Context, args []string) error {
 	runRE := fs.String("run", "", "run only tests matching this regexp (as go test -run)")
 	benchRE := fs.String("bench", "", "run benchmarks matching this regexp (as go test -bench)")
 	benchtime := fs.String("benchtime", "", "as go test -benchtime")
+	testFlags := fs.String("testflags", "", "more flags for the test binaries, separated by spaces (e.g. '-failover.seed 42')")
 	hostTools := fs.String("host-tools", "ipvsadm", "comma-separated host programs to copy into the guest with their libraries")
 	testTimeout := fs.Duration("test.timeout", 40*time.Minute, "per test binary timeout inside the guest")
 	if err := fs.Parse(args); err != nil {
@@ -241,6 +243,7 @@ func cmdTest(ctx context.Context, args []string) error {
 		if *benchtime != "" {
 			argv = append(argv, "-test.benchtime", *benchtime)
 		}
+		argv = append(argv, strings.Fields(*testFlags)...)
 		payload.Commands = append(payload.Commands, lab.Command{Name: p.ImportPath, Argv: argv, Dir: guestDir})
 	}
 	logf("lab: built %d test package(s) in %.1fs", len(pkgs), time.Since(start).Seconds())
