@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -488,5 +489,30 @@ func TestOpenUDPLinkRefuses(t *testing.T) {
 				t.Fatalf("opened %s", l.Name())
 			}
 		})
+	}
+}
+
+// The guard's sender opens beside the link it stands for (its own port,
+// the same interface and peer) and the peer's link takes its frames: a
+// unicast link checks the sender's address, not its port.
+func TestLinkSenderBesideItsLink(t *testing.T) {
+	a, b := udpLoopbackPair(t, netip.MustParseAddr("127.0.0.1"))
+	spec := LinkSpec{Interface: "lo", Peer: netip.MustParseAddr("127.0.0.1"), Port: uint16(b.conn.LocalAddr().(*net.UDPAddr).Port)}
+	s, err := spec.openSender()
+	if err != nil {
+		t.Fatalf("a sender beside the open link %s: %v", a.Name(), err)
+	}
+	defer s.Close()
+	if err := s.Send([]byte("farewell")); err != nil {
+		t.Fatal(err)
+	}
+	linkExpect(t, b, []byte("farewell"))
+	line, err := spec.line()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parseLinkLine(strings.Fields(line)[1:])
+	if err != nil || back != spec {
+		t.Errorf("%q read back as %+v, %v", line, back, err)
 	}
 }
