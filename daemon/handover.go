@@ -21,22 +21,39 @@ type routeKey struct {
 
 // routeIndex finds a connection's service: by protocol, VIP and port, or
 // for a fwmark service (whose connections carry no mark to find it by)
-// by the destination, in a service of the client's family.
+// by the destination, in a service of the client's family; and how the
+// service forwards to that destination.
 type routeIndex struct {
 	byAddr map[routeKey]*config.Service
 	byDest map[netip.Addr][]*config.Service // fwmark services, in config order
+	fwd    map[destKey]failover.ForwardMethod
+}
+
+// destKey is a real server of a service; port 0 stands for any port.
+type destKey struct {
+	svc  *config.Service
+	dest netip.AddrPort
 }
 
 func newRouteIndex(cfg *config.Config) *routeIndex {
-	x := &routeIndex{byAddr: map[routeKey]*config.Service{}, byDest: map[netip.Addr][]*config.Service{}}
+	x := &routeIndex{byAddr: map[routeKey]*config.Service{}, byDest: map[netip.Addr][]*config.Service{}, fwd: map[destKey]failover.ForwardMethod{}}
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		if s.FWMark == 0 {
 			x.byAddr[routeKey{uint8(director.ServiceOf(s).Protocol), netip.AddrPortFrom(s.VIP, s.Port)}] = s
-			continue
 		}
-		for _, rs := range dests(s) {
-			x.byDest[rs.Address] = append(x.byDest[rs.Address], s)
+		rss := s.RealServers
+		if s.SorryServer != nil {
+			rss = append(rss[:len(rss):len(rss)], *s.SorryServer)
+		}
+		for _, rs := range rss {
+			k := destKey{s, rs.AddrPort()}
+			if _, ok := x.fwd[k]; !ok {
+				x.fwd[k] = forwardMethod(rs.Forward)
+			}
+			if s.FWMark != 0 {
+				x.byDest[rs.Address] = append(x.byDest[rs.Address], s)
+			}
 		}
 	}
 	return x
@@ -45,35 +62,29 @@ func newRouteIndex(cfg *config.Config) *routeIndex {
 func (x *routeIndex) route(c failover.Conn) (uint32, failover.ForwardMethod, bool) {
 	for _, port := range []uint16{c.Virtual.Port(), 0} { // 0: a service of all ports
 		if s := x.byAddr[routeKey{c.Protocol, netip.AddrPortFrom(c.Virtual.Addr(), port)}]; s != nil {
-			return 0, forwardOf(s, c.Dest), true
+			return 0, x.forward(s, c.Dest), true
 		}
 	}
 	for _, s := range x.byDest[c.Dest.Addr()] {
 		if s.IPv6 == c.Client.Addr().Is6() {
-			return s.FWMark, forwardOf(s, c.Dest), true
+			return s.FWMark, x.forward(s, c.Dest), true
 		}
 	}
 	return 0, 0, false
 }
 
-// dests is a service's real servers and its sorry server.
-func dests(s *config.Service) []config.RealServer {
-	if s.SorryServer == nil {
-		return s.RealServers
-	}
-	return append(s.RealServers[:len(s.RealServers):len(s.RealServers)], *s.SorryServer)
-}
-
-// forwardOf is how s reaches dest: the real server's own method, else the
+// forward is how s reaches dest: the real server's own method, else the
 // service's.
-func forwardOf(s *config.Service, dest netip.AddrPort) failover.ForwardMethod {
-	fw := s.Forward
-	for _, rs := range dests(s) {
-		if rs.Address == dest.Addr() && (rs.Port == dest.Port() || rs.Port == 0) {
-			fw = rs.Forward
-			break
+func (x *routeIndex) forward(s *config.Service, dest netip.AddrPort) failover.ForwardMethod {
+	for _, port := range []uint16{dest.Port(), 0} {
+		if fw, ok := x.fwd[destKey{s, netip.AddrPortFrom(dest.Addr(), port)}]; ok {
+			return fw
 		}
 	}
+	return forwardMethod(s.Forward)
+}
+
+func forwardMethod(fw config.Forward) failover.ForwardMethod {
 	switch fw {
 	case config.Direct:
 		return failover.ForwardRoute

@@ -12,9 +12,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // The kernel's master sync daemon tells the backup of a TCP connection
@@ -429,14 +426,7 @@ func openSyncSender(d SyncDaemon) (syncSender, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("open a socket to the sync group: %w", err)
 	}
-	if network == "udp4" {
-		p := ipv4.NewPacketConn(conn)
-		err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastLoopback(false), p.SetMulticastTTL(ttl))
-	} else {
-		p := ipv6.NewPacketConn(conn)
-		err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastLoopback(false), p.SetMulticastHopLimit(ttl))
-	}
-	if err != nil {
+	if err := multicastSends(conn, ifi, network == "udp6", ttl); err != nil {
 		conn.Close()
 		return nil, 0, fmt.Errorf("sync group %s on %s: %w", group.Unmap(), d.Interface, err)
 	}

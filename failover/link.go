@@ -7,9 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // Link is one heartbeat path. Send and Recv may be called from different
@@ -80,14 +77,7 @@ func (s LinkSpec) openSender() (Link, error) {
 		dst = dst.WithZone(s.Interface)
 	}
 	if dst.IsMulticast() {
-		if dst.Is4() {
-			p := ipv4.NewPacketConn(conn)
-			err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastTTL(1), p.SetMulticastLoopback(false))
-		} else {
-			p := ipv6.NewPacketConn(conn)
-			err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastHopLimit(1), p.SetMulticastLoopback(false))
-		}
-		if err != nil {
+		if err := multicastSends(conn, ifi, dst.Is6(), 1); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

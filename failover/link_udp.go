@@ -86,9 +86,7 @@ func OpenMulticast(iface string, port uint16, group netip.Addr) (Link, error) {
 		l.p4 = ipv4.NewPacketConn(conn)
 		err = errors.Join(
 			l.p4.JoinGroup(ifi, gaddr),
-			l.p4.SetMulticastInterface(ifi),
-			l.p4.SetMulticastTTL(1),
-			l.p4.SetMulticastLoopback(false),
+			multicastSends(conn, ifi, false, 1),
 			l.p4.SetControlMessage(ipv4.FlagDst, true),
 		)
 	} else {
@@ -98,9 +96,7 @@ func OpenMulticast(iface string, port uint16, group netip.Addr) (Link, error) {
 		l.p6 = ipv6.NewPacketConn(conn)
 		err = errors.Join(
 			l.p6.JoinGroup(ifi, gaddr),
-			l.p6.SetMulticastInterface(ifi),
-			l.p6.SetMulticastHopLimit(1),
-			l.p6.SetMulticastLoopback(false),
+			multicastSends(conn, ifi, true, 1),
 			l.p6.SetControlMessage(ipv6.FlagDst, true),
 		)
 	}
@@ -109,6 +105,17 @@ func OpenMulticast(iface string, port uint16, group netip.Addr) (Link, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return l, nil
+}
+
+// multicastSends makes conn send multicast out of ifi with ttl (the
+// hop limit for IPv6), and not loop it back to this host's own sockets.
+func multicastSends(conn *net.UDPConn, ifi *net.Interface, v6 bool, ttl int) error {
+	if v6 {
+		p := ipv6.NewPacketConn(conn)
+		return errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastHopLimit(ttl), p.SetMulticastLoopback(false))
+	}
+	p := ipv4.NewPacketConn(conn)
+	return errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastTTL(ttl), p.SetMulticastLoopback(false))
 }
 
 // udpListen opens a UDP socket on the wildcard address and port, bound

@@ -851,18 +851,18 @@ func (s *state) setRole(r, from Role, why Reason) {
 // peer is told, so as not to add to the time no director answers.
 func (s *state) stepDown(then func()) {
 	hand := s.el.Role() == RoleActive && s.n.cfg.Handover != nil && s.el.PeerAlive(time.Now())
-	first := hand && s.n.cfg.Forwarded != nil && s.n.cfg.Forwarded()
+	forwarded := hand && s.n.cfg.Forwarded != nil && s.n.cfg.Forwarded()
 	if hand {
 		s.handOver(true)
 	}
 	s.releaseVIPs(func() {
-		if first {
+		if forwarded {
 			s.handOver(false)
 		}
 		if then != nil {
 			then()
 		}
-		if hand && !first {
+		if hand && !forwarded {
 			s.handOver(false)
 		}
 	})
