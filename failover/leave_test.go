@@ -132,3 +132,51 @@ func TestStepDownHandsConnectionsOver(t *testing.T) {
 		t.Errorf("leaving with no peer: %q, want %q", l.steps, want)
 	}
 }
+
+// beatLink reports each heartbeat it sends.
+type beatLink struct{ beats chan struct{} }
+
+func (beatLink) Name() string             { return "test" }
+func (beatLink) Recv([]byte) (int, error) { select {} }
+func (beatLink) Close() error             { return nil }
+func (l beatLink) Send([]byte) error {
+	select {
+	case l.beats <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// slowHandover returns once it has seen two heartbeats go out, or gives
+// up after a while.
+type slowHandover struct {
+	beats chan struct{}
+	saw   int
+}
+
+func (h *slowHandover) Hand(bool, time.Time) (HandoverStats, error) {
+	give := time.After(5 * time.Second)
+	for h.saw < 2 {
+		select {
+		case <-h.beats:
+			h.saw++
+		case <-give:
+			return HandoverStats{}, nil
+		}
+	}
+	return HandoverStats{}, nil
+}
+
+// A handover that takes several keepalives (a large table) does not
+// silence the director: the peer would take it for dead.
+func TestHandoverKeepsHeartbeating(t *testing.T) {
+	beats := make(chan struct{}, 1)
+	h := &slowHandover{beats: beats}
+	cfg := NodeConfig{Key: wireTestKey, Links: []Link{beatLink{beats}}, Handover: h}
+	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", time.Millisecond, 4*time.Millisecond
+	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
+	s.handOver(true)
+	if h.saw < 2 {
+		t.Errorf("%d heartbeats went out during the handover, want 2 or more", h.saw)
+	}
+}

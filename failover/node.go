@@ -870,10 +870,32 @@ func (s *state) stepDown(then func()) {
 }
 
 // handOver sends the peer this director's connections (Handover.Hand),
-// within half of deadtime: the state goroutine waits for it.
+// within half of deadtime. The state goroutine waits for it, and sends
+// heartbeats every keepalive meanwhile: a large table takes long enough
+// to read that a silent director would be taken for dead.
 func (s *state) handOver(fresh bool) {
 	start := time.Now()
-	st, err := s.n.cfg.Handover.Hand(fresh, start.Add(s.n.cfg.Deadtime/2))
+	type result struct {
+		st  HandoverStats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := s.n.cfg.Handover.Hand(fresh, start.Add(s.n.cfg.Deadtime/2))
+		done <- result{st, err}
+	}()
+	tick := time.NewTicker(s.n.cfg.Keepalive)
+	defer tick.Stop()
+	var r result
+	for waiting := true; waiting; {
+		select {
+		case r = <-done:
+			waiting = false
+		case <-tick.C:
+			s.send(KindHeartbeat)
+		}
+	}
+	st, err := r.st, r.err
 	log := s.n.log.With("read", st.Read, "sent", st.Sent, "skipped", st.Skipped, "messages", st.Messages, "took", time.Since(start).Round(time.Microsecond))
 	switch {
 	case err != nil:
