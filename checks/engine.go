@@ -59,6 +59,11 @@ type probe struct {
 	// stopped is set once Set drops the probe: the scheduler forgets it
 	// and a result still in flight is discarded.
 	stopped atomic.Bool
+	// soon makes the first run come within the fast interval (when set)
+	// rather than the interval: set by Set before the scheduler takes the
+	// probe in, for a probe carrying the health of a check that no longer
+	// applies (see carry).
+	soon bool
 	// due and index belong to the scheduler, or to the worker it handed
 	// the probe to until that hands it back.
 	due   int64 // when the next run should start, on the engine's clock (Engine.at)
@@ -237,83 +242,6 @@ func (e *Engine) Start(ctx context.Context) {
 // Start's context is done).
 func (e *Engine) Wait() { e.wg.Wait() }
 
-// Set replaces the subscriptions. Probes whose key is unchanged keep
-// running with their state; new keys start (a new key that differs from a
-// removed one only in interval, timeout, rise, fall or start-healthy
-// inherits its health, so retuning a check on reload does not take
-// servers out); probes nobody subscribes to any more stop. Set does not
-// call OnChange: the caller recomputes the whole table after a reload.
-func (e *Engine) Set(specs []Spec) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := time.Now()
-	probes := make(map[string]*probe, len(specs))
-	subs := make(map[subKey]*probe, len(specs))
-	var byID map[string]*probe // the current probes by identity, made on first need
-	for _, s := range specs {
-		key := s.Probe.Key()
-		p := probes[key]
-		if p == nil {
-			p = e.probes[key]
-		}
-		if p == nil {
-			p = &probe{key: key, id: s.Probe.identity(), timing: timingOf(s.Probe), prober: e.newProber(s.Probe),
-				since: now, weight: 100, index: -1,
-				m: newMachine(s.Probe.Rise, s.Probe.Fall, s.Probe.StartHealthy || s.Probe.Type == "none")}
-			if byID == nil {
-				byID = make(map[string]*probe, len(e.probes))
-				for _, old := range e.probes {
-					byID[old.id] = old
-				}
-			}
-			if old := byID[p.id]; old != nil {
-				p.inherit(old)
-			}
-			// Type none is always healthy: nothing to probe.
-			if p.timing.typ != "none" {
-				e.added = append(e.added, p)
-			}
-		}
-		probes[key] = p
-		subs[subKey{s.Service, s.RealServer}] = p
-	}
-	for key, p := range e.probes {
-		if probes[key] == nil {
-			// A run in flight finishes (within its timeout) and its
-			// result is discarded: see record.
-			p.stopped.Store(true)
-			e.removed = append(e.removed, p)
-		}
-	}
-	for _, p := range probes {
-		p.services = p.services[:0]
-	}
-	for k, p := range subs {
-		p.services = append(p.services, k.service)
-	}
-	for _, p := range probes {
-		slices.Sort(p.services)
-		p.services = slices.Compact(p.services)
-	}
-	e.probes, e.subs = probes, subs
-	if e.ctx != nil && e.ctx.Err() != nil {
-		// Stopped: no scheduler will take these in.
-		e.added, e.removed = nil, nil
-	}
-	select {
-	case e.wake <- struct{}{}:
-	default: // a wake-up is pending already
-	}
-}
-
-// inherit copies health from old, a probe being replaced by p that
-// differs only in timing or thresholds. Called with e.mu held.
-func (p *probe) inherit(old *probe) {
-	p.m.healthy = old.m.healthy
-	p.since, p.checked, p.last, p.weight = old.since, old.checked, old.last, old.weight
-	p.recovered = old.recovered
-}
-
 // schedule is the scheduler goroutine: it takes in the probes Set adds
 // and removes, starts due runs (at most e.maxRunning at once) and puts
 // finished probes back with their next due time. A new probe's first
@@ -338,7 +266,11 @@ func (e *Engine) schedule(ctx context.Context) {
 		now := time.Now()
 		for _, p := range added {
 			if !p.stopped.Load() {
-				p.due = e.at(now.Add(e.firstDelay(p.timing.every())))
+				every := p.timing.every()
+				if p.soon && p.timing.fastInterval > 0 {
+					every = min(every, p.timing.fastInterval)
+				}
+				p.due = e.at(now.Add(e.firstDelay(every)))
 				h.push(p)
 			}
 		}

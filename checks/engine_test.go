@@ -263,11 +263,13 @@ func TestEngineSetKeepsState(t *testing.T) {
 		t.Fatal("a removed subscription is still known")
 	}
 
-	// A different target is a different probe: no inheritance.
-	moved := tcpSpec(netip.MustParseAddrPort("10.0.0.1:81"), time.Hour, 1, 1)
-	e.Set([]Spec{{"web", rsA, moved}})
-	if h, _, _ := e.Health("web", rsA); h {
-		t.Fatal("a check with a new target inherited health")
+	// A different real server is a new server: no inheritance. (A check
+	// moved to another target of the same real server keeps its health:
+	// see TestEngineCheckEditTargetAndServer.)
+	rsA81 := netip.MustParseAddrPort("10.0.0.1:81")
+	e.Set([]Spec{{"web", rsA81, tcpSpec(rsA81, time.Hour, 1, 1)}})
+	if h, _, _ := e.Health("web", rsA81); h {
+		t.Fatal("a new real server inherited health")
 	}
 }
 

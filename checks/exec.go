@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/directorlb/director/childenv"
 )
 
 // execWaitDelay bounds how long a probe waits, after the process group was
@@ -23,7 +25,8 @@ const execWaitDelay = 250 * time.Millisecond
 // argument, {address} is replaced by the target address and {port} by its
 // port. The command runs in its own process group, and the whole group is
 // killed with SIGKILL when the probe times out, so helpers it spawned do
-// not outlive the check.
+// not outlive the check. It runs with childenv's environment, not
+// directord's, which holds the secrets password_env names.
 //
 // With DynamicWeight, the first line of stdout, if it is an integer, is a
 // weight percentage clamped to [0,100] (100 = the configured weight). A
@@ -74,6 +77,7 @@ func (e Exec) Probe(ctx context.Context, target netip.AddrPort) Result {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = execWaitDelay
+	cmd.Env = childenv.Environ()
 	var stdout, stderr limitedBuffer
 	stdout.max, stderr.max = 4096, 4096
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

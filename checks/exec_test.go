@@ -6,11 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/directorlb/director/childenv"
 )
 
 // helperArg, as the first argument of the test binary, turns it into the
@@ -21,11 +24,21 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == helperArg {
 		os.Exit(helper(os.Args[2:]))
 	}
-	// Helpers built with -race otherwise linger a second at exit 0
-	// (the race runtime's atexit_sleep_ms), which would look like a
-	// slow check.
-	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.Exit(m.Run())
+}
+
+// helperArgv is the command line of this binary as the helper. An exec
+// check gets none of this process's environment, so GORACE is set on the
+// command line: helpers built with -race otherwise linger a second at
+// exit 0 (the race runtime's atexit_sleep_ms), which would look like a
+// slow check.
+func helperArgv(t *testing.T, args ...string) []string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{"/usr/bin/env", "GORACE=atexit_sleep_ms=0", self, helperArg}, args...)
 }
 
 // helper is what exec checks run in tests:
@@ -108,10 +121,6 @@ func readPid(t *testing.T, file string) int {
 }
 
 func TestExec(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	target := netip.MustParseAddrPort("192.0.2.7:8080")
 	tests := []struct {
 		name    string
@@ -124,14 +133,14 @@ func TestExec(t *testing.T) {
 		{"false", Exec{Argv: []string{"/bin/false"}}, false, NoWeight, "exit status 1"},
 		{"missing program", Exec{Argv: []string{"/nonexistent/check"}}, false, NoWeight, "no such file"},
 		{"no command", Exec{}, false, NoWeight, "no command"},
-		{"placeholders", Exec{Argv: []string{self, helperArg, "equal", "{address}:{port}", "192.0.2.7:8080"}}, true, NoWeight, ""},
-		{"placeholders fail with stderr", Exec{Argv: []string{self, helperArg, "equal", "{address}", "x"}}, false, NoWeight, `"192.0.2.7" != "x"`},
-		{"no shell", Exec{Argv: []string{self, helperArg, "equal", "$HOME;{port}", "$HOME;8080"}}, true, NoWeight, ""},
-		{"weight", Exec{Argv: []string{self, helperArg, "print", "42"}, DynamicWeight: true}, true, 42, ""},
-		{"weight from placeholder clamped", Exec{Argv: []string{self, helperArg, "print", "{port}"}, DynamicWeight: true}, true, 100, ""},
-		{"negative weight clamped", Exec{Argv: []string{self, helperArg, "print", "-5"}, DynamicWeight: true}, true, 0, ""},
-		{"not a number", Exec{Argv: []string{self, helperArg, "print", "fine"}, DynamicWeight: true}, true, NoWeight, ""},
-		{"weight ignored unless asked", Exec{Argv: []string{self, helperArg, "print", "42"}}, true, NoWeight, ""},
+		{"placeholders", Exec{Argv: helperArgv(t, "equal", "{address}:{port}", "192.0.2.7:8080")}, true, NoWeight, ""},
+		{"placeholders fail with stderr", Exec{Argv: helperArgv(t, "equal", "{address}", "x")}, false, NoWeight, `"192.0.2.7" != "x"`},
+		{"no shell", Exec{Argv: helperArgv(t, "equal", "$HOME;{port}", "$HOME;8080")}, true, NoWeight, ""},
+		{"weight", Exec{Argv: helperArgv(t, "print", "42"), DynamicWeight: true}, true, 42, ""},
+		{"weight from placeholder clamped", Exec{Argv: helperArgv(t, "print", "{port}"), DynamicWeight: true}, true, 100, ""},
+		{"negative weight clamped", Exec{Argv: helperArgv(t, "print", "-5"), DynamicWeight: true}, true, 0, ""},
+		{"not a number", Exec{Argv: helperArgv(t, "print", "fine"), DynamicWeight: true}, true, NoWeight, ""},
+		{"weight ignored unless asked", Exec{Argv: helperArgv(t, "print", "42")}, true, NoWeight, ""},
 		{"timeout", Exec{Argv: []string{"/bin/sleep", "30"}}, false, NoWeight, "deadline exceeded"},
 	}
 	for _, tt := range tests {
@@ -148,12 +157,8 @@ func TestExec(t *testing.T) {
 }
 
 func TestExecKillsProcessGroup(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	e := Exec{Argv: []string{self, helperArg, "grandchild", pidfile}}
+	e := Exec{Argv: helperArgv(t, "grandchild", pidfile)}
 	r := probeWithin(t, e, netip.MustParseAddrPort("127.0.0.1:1"), 500*time.Millisecond)
 	if r.OK || r.Err == nil || !strings.Contains(r.Err.Error(), "deadline exceeded") {
 		t.Fatalf("probe = %+v, want a timeout failure", r)
@@ -162,12 +167,8 @@ func TestExecKillsProcessGroup(t *testing.T) {
 }
 
 func TestExecOrphanHoldingStdout(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pidfile := filepath.Join(t.TempDir(), "pid")
-	e := Exec{Argv: []string{self, helperArg, "orphan", pidfile}}
+	e := Exec{Argv: helperArgv(t, "orphan", pidfile)}
 	r := probeWithin(t, e, netip.MustParseAddrPort("127.0.0.1:1"), 5*time.Second)
 	if r.OK || r.Err == nil || !strings.Contains(r.Err.Error(), "kept its output open") {
 		t.Fatalf("probe = %+v, want a failure naming the leftover process", r)
@@ -176,4 +177,35 @@ func TestExecOrphanHoldingStdout(t *testing.T) {
 		t.Errorf("latency %v: the leftover process should cost at most WaitDelay", r.Latency)
 	}
 	gone(t, readPid(t, pidfile))
+}
+
+// An exec check sees the stated environment only, none of directord's
+// own, which holds the secrets password_env names.
+func TestExecEnvironment(t *testing.T) {
+	t.Setenv("DIRECTOR_TEST_SECRET", "hunter2")
+	out := filepath.Join(t.TempDir(), "env")
+	e := Exec{Argv: []string{"/bin/sh", "-c", `exec /usr/bin/env > "$0"`, out}}
+	if r := probeWithin(t, e, netip.MustParseAddrPort("127.0.0.1:1"), 5*time.Second); !r.OK {
+		t.Fatalf("probe: %v", r.Err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, names []string
+	for _, kv := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// The shell sets PWD itself.
+		if !strings.HasPrefix(kv, "PWD=") {
+			got = append(got, kv)
+			name, _, _ := strings.Cut(kv, "=")
+			names = append(names, name)
+		}
+	}
+	want := childenv.Environ()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		// Names only: the test's own environment may hold secrets.
+		t.Errorf("the check's environment has %s; want %q", strings.Join(names, " "), want)
+	}
 }

@@ -124,6 +124,9 @@ func TestFromConfig(t *testing.T) {
 		t.Errorf("no case sets config.Check.%s", name)
 	}
 	for _, name := range unset(covered, "") {
+		if name == "HTTP.CA" { // read by LoadSpecs, not mapped: see files_test.go
+			continue
+		}
 		t.Errorf("no case sets ProbeSpec.%s", name)
 	}
 }

@@ -2,7 +2,6 @@ package checks
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -36,6 +34,7 @@ type HTTPOptions struct {
 	// a port) if set, else the target address (verified as an IP SAN).
 	ServerName         string
 	CAFile             string // PEM bundle to verify against instead of the system roots
+	CA                 *PEM   // CAFile's content, read at load by LoadCA; nil: NewHTTP reads CAFile
 	InsecureSkipVerify bool
 }
 
@@ -66,13 +65,16 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 			k.serverName = hostOnly(o.Host)
 		}
 		if o.CAFile != "" {
-			// Read on every build, as before sharing: a reload sees a
-			// changed bundle, which then gets a client of its own.
-			var err error
-			if pem, err = os.ReadFile(o.CAFile); err != nil {
-				return nil, fmt.Errorf("ca file: %w", err)
+			// SpecsFor reads the bundle once per load (a reload sees a
+			// changed bundle, which then gets a client of its own); a
+			// caller that did not is served the same way, never
+			// blocking on a FIFO nor reading without bound.
+			if o.CA == nil {
+				if err := o.LoadCA(); err != nil {
+					return nil, err
+				}
 			}
-			k.ca = sha256.Sum256(pem)
+			pem, k.ca = o.CA.b, o.CA.sum
 		}
 	}
 	c, err := sharedClient(k, pem, o.CAFile)

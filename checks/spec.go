@@ -127,7 +127,7 @@ func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
 
 // SpecsFor lists the checks a configuration asks for, one per real server
 // of every service. Sorry servers are not checked: they stand in only
-// while nothing else is available.
+// while nothing else is available. It reads no file: LoadSpecs does.
 func SpecsFor(cfg *config.Config) []Spec {
 	var out []Spec
 	for i := range cfg.Services {
@@ -138,6 +138,30 @@ func SpecsFor(cfg *config.Config) []Spec {
 		}
 	}
 	return out
+}
+
+// LoadSpecs is SpecsFor with the files checks name (password_file,
+// ca_file) read into the specs, each file once, so probes never touch a
+// file. A file that is missing, too big, not a regular file or writable
+// by others than root is an error of the configuration (config.Errors),
+// refused like any other at start or reload.
+func LoadSpecs(cfg *config.Config) ([]Spec, error) {
+	out := SpecsFor(cfg)
+	var errs config.Errors
+	files := fileLoader{passwords: map[string]Secret{}, cas: map[string]*PEM{}, failed: map[string]bool{}}
+	k := 0 // out is in SpecsFor's order: services, then their real servers
+	for i := range cfg.Services {
+		for range cfg.Services[i].RealServers {
+			if e := files.load(i, &cfg.Services[i], &out[k].Probe); e != nil {
+				errs = append(errs, e)
+			}
+			k++
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
 }
 
 // NewProber builds the prober of a spec. A spec that cannot be built
@@ -159,10 +183,19 @@ func NewProber(p ProbeSpec) Prober {
 		return h
 	case "exec":
 		return Exec{Argv: p.Command, DynamicWeight: p.DynamicWeight}
-	case "mysql":
-		return MySQL{p.SQL}
-	case "postgres":
-		return Postgres{p.SQL}
+	case "mysql", "postgres":
+		// LoadSpecs has read the password; a spec made otherwise
+		// reads it here, once per prober, never per probe.
+		o := p.SQL
+		if !o.Password.IsSet() {
+			if err := o.LoadPassword(); err != nil {
+				return broken{fmt.Errorf("%s check: %w", p.Type, err)}
+			}
+		}
+		if p.Type == "mysql" {
+			return MySQL{o}
+		}
+		return Postgres{o}
 	case "dns":
 		return p.DNS
 	default:

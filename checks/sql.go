@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -15,12 +14,16 @@ import (
 )
 
 // SQLOptions are what the mysql and postgres checks send. The password
-// comes from a file or an environment variable, read at each probe so a
-// rotated secret is picked up, and it never appears in errors or logs.
+// comes from a file or an environment variable, read once per load by
+// LoadPassword (SpecsFor calls it) into Password: a probe never touches a
+// file, so a FIFO or a huge file planted there cannot hang or bloat it,
+// and a rotated secret is picked up by a reload. It never appears in
+// errors, logs or status.
 type SQLOptions struct {
 	User         string
 	PasswordFile string
 	PasswordEnv  string
+	Password     Secret // loaded from PasswordFile or PasswordEnv
 	Database     string
 	Query        string // default "SELECT 1"
 	// Expect, if set, must equal the first column of the first row,
@@ -33,19 +36,13 @@ var ErrSQLResult = errors.New("unexpected query result")
 
 func (o SQLOptions) password() (string, error) {
 	switch {
+	case o.Password.IsSet():
+		return o.Password.Value(), nil
 	case o.PasswordFile != "":
-		b, err := os.ReadFile(o.PasswordFile)
-		if err != nil {
-			// The path is not secret; the content is never shown.
-			return "", fmt.Errorf("password file: %w", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+		// The path is not secret; the content is never shown.
+		return "", fmt.Errorf("password file %s was not loaded", o.PasswordFile)
 	case o.PasswordEnv != "":
-		v, ok := os.LookupEnv(o.PasswordEnv)
-		if !ok {
-			return "", fmt.Errorf("password environment variable %s is not set", o.PasswordEnv)
-		}
-		return v, nil
+		return "", fmt.Errorf("password environment variable %s is not set", o.PasswordEnv)
 	}
 	return "", nil
 }

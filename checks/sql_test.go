@@ -206,9 +206,16 @@ func sqlCases(t *testing.T, target netip.AddrPort, newProber func(SQLOptions) Pr
 		{"bad query", SQLOptions{User: "checker", PasswordFile: pwFile, Database: "app", Query: "SELEKT"}, target, false},
 		{"nothing listening", SQLOptions{User: "checker", PasswordFile: pwFile, Database: "app"}, closed, false},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res := newProber(tc.o).Probe(ctx, tc.target)
-		cancel()
+		// The password is read at load, as LoadSpecs does; a file that
+		// cannot be read fails there.
+		o, res := tc.o, Result{}
+		if err := o.LoadPassword(); err != nil {
+			res.Err = err
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			res = newProber(o).Probe(ctx, tc.target)
+			cancel()
+		}
 		if res.OK != tc.ok {
 			t.Errorf("%s: ok=%v err=%v", tc.name, res.OK, res.Err)
 		}

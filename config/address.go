@@ -24,6 +24,8 @@ func unicastProblem(a netip.Addr) string {
 		return "must not be the unspecified address"
 	case a.IsMulticast():
 		return "must not be a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "must not be the broadcast address"
 	}
 	return ""
 }
@@ -50,6 +52,20 @@ func (d *decoder) addr(n *yaml.Node, key string) (netip.Addr, bool) {
 	}
 	if p := unicastProblem(a); p != "" {
 		d.errorf(n, key, "%s, got %s", p, describe(n))
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// vip reads a service's VIP: an address as addr reads it that clients
+// can reach (vipProblem).
+func (d *decoder) vip(n *yaml.Node, key string) (netip.Addr, bool) {
+	a, ok := d.addr(n, key)
+	if !ok {
+		return a, false
+	}
+	if msg := vipProblem(a); msg != "" {
+		d.errorf(n, key, "%s, got %s", msg, describe(n))
 		return netip.Addr{}, false
 	}
 	return a, true
@@ -96,11 +112,29 @@ func (d *decoder) prefix(n *yaml.Node, key string) (netip.Prefix, bool) {
 		d.errorf(n, key, "must be %s, got %s", want, describe(n))
 		return netip.Prefix{}, false
 	}
-	if msg := unicastProblem(p.Addr()); msg != "" {
+	msg := unicastProblem(p.Addr())
+	if msg == "" {
+		msg = vipProblem(p.Addr())
+	}
+	if msg != "" {
 		d.errorf(n, key, "%s, got %s", msg, describe(n))
 		return netip.Prefix{}, false
 	}
+	if a := p.Addr(); a.Is4() && p.Bits() <= 30 && a == lastAddr(p) {
+		// The kernel would add it, and every host on the subnet would
+		// take packets to it as broadcasts.
+		d.errorf(n, key, "%s is the broadcast address of %s; a VIP must be a host address, got %s", a, p.Masked(), describe(n))
+		return netip.Prefix{}, false
+	}
 	return p, true
+}
+
+// lastAddr is the highest address of an IPv4 prefix: its broadcast address.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := ^uint32(0) >> p.Bits()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // ifname reads a network interface name as the kernel accepts it

@@ -55,13 +55,13 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	intervalOK, fastOK := true, true
 	if v := f.value("interval"); v != nil {
 		var iv time.Duration
-		if iv, intervalOK = d.positive(v, f.sub("interval")); intervalOK {
+		if iv, intervalOK = d.interval(v, f.sub("interval")); intervalOK {
 			c.Interval = iv
 		}
 	}
 	if v := f.value("fast_interval"); v != nil {
 		var fi time.Duration
-		if fi, fastOK = d.positive(v, f.sub("fast_interval")); fastOK {
+		if fi, fastOK = d.interval(v, f.sub("fast_interval")); fastOK {
 			c.FastInterval = fi
 		}
 	}
@@ -77,7 +77,7 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 		c.FastInterval = 0
 	}
 	if v := f.value("timeout"); v != nil {
-		if t, ok := d.positive(v, f.sub("timeout")); ok {
+		if t, ok := d.interval(v, f.sub("timeout")); ok {
 			c.Timeout = t
 		}
 	}
@@ -140,6 +140,9 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	}
 	textKey("user", "the user the check logs in as", &c.User, "mysql", "postgres")
 	textKey("password_file", "the path of a file holding the password (mode 0600)", &c.PasswordFile, "mysql", "postgres")
+	if v := f.value("password_file"); v != nil {
+		d.mark(f.sub("password_file"), v)
+	}
 	textKey("password_env", "the name of an environment variable holding the password", &c.PasswordEnv, "mysql", "postgres")
 	textKey("database", "a database name", &c.Database, "mysql", "postgres")
 	textKey("query", "an SQL query, such as SELECT 1", &c.Query, "mysql", "postgres")
@@ -202,6 +205,7 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	if only("ca_file", "https") {
 		if s, ok := d.text(f.value("ca_file"), f.sub("ca_file"), "the path of a PEM file of CA certificates"); ok {
 			c.CAFile = s
+			d.mark(f.sub("ca_file"), f.value("ca_file"))
 		}
 	}
 	if only("insecure_skip_verify", "https") {
@@ -213,6 +217,7 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	if only("command", "exec") {
 		if argv, ok := d.command(f.value("command"), f.sub("command")); ok {
 			c.Command = argv
+			d.mark(f.sub("command"), f.value("command"))
 		}
 	} else if typeOK && c.Type == "exec" && len(c.Command) == 0 && f.value("type") != nil && f.value("command") == nil {
 		// When the type is inherited, so is the command (or the
@@ -223,6 +228,9 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 		if b, ok := d.boolean(f.value("dynamic_weight"), f.sub("dynamic_weight")); ok {
 			c.DynamicWeight = b
 		}
+	}
+	if typeOK {
+		d.timeoutWarning(f, c, base)
 	}
 	return c
 }
@@ -312,6 +320,10 @@ func (d *decoder) regexp(n *yaml.Node, key string) (string, bool) {
 	return s, true
 }
 
+// maxCommandArgs bounds an exec check's argv: each is copied into every
+// probe's command line, and a check needs a handful.
+const maxCommandArgs = 256
+
 const commandExample = `[/usr/local/lib/director/check-app, "{address}", "{port}"]`
 
 // placeholder finds what looks like a placeholder in a command argument.
@@ -327,6 +339,10 @@ func (d *decoder) command(n *yaml.Node, key string) ([]string, bool) {
 	}
 	if len(entries) == 0 {
 		d.errorf(n, key, "must list at least the program to run, such as %s", commandExample)
+		return nil, false
+	}
+	if len(entries) > maxCommandArgs {
+		d.limitf(n, key, "lists %d arguments, more than the %d an exec check may have", len(entries), maxCommandArgs)
 		return nil, false
 	}
 	argv := make([]string, 0, len(entries))

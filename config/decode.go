@@ -24,6 +24,13 @@ type decoder struct {
 	warns   Errors
 	dropped int
 	last    *yaml.Node // where the last dropped problem was
+
+	realServerCount int // listed so far, against MaxRealServers
+
+	// For checks across sections and after loading (where.go).
+	where   map[string]Pos
+	svcVIPs []placed
+	foVIPs  []placed
 }
 
 func (d *decoder) errorf(n *yaml.Node, key, format string, args ...any) {
@@ -32,6 +39,12 @@ func (d *decoder) errorf(n *yaml.Node, key, format string, args ...any) {
 		d.last = n
 		return
 	}
+	d.errs = append(d.errs, &Error{Pos: d.pos(n), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// limitf reports a file over one of the size limits. It is shown even
+// past maxErrors: it says why the rest of the file was not read.
+func (d *decoder) limitf(n *yaml.Node, key, format string, args ...any) {
 	d.errs = append(d.errs, &Error{Pos: d.pos(n), Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -166,11 +179,7 @@ func (d *decoder) mapping(n *yaml.Node, path, what string, allowed []string) *fi
 			continue
 		}
 		name := k.Value
-		shown := clip(name)
-		if shown == "" {
-			shown = `""` // a key path must name something
-		}
-		key := join(path, shown)
+		key := join(path, keyName(clip(name)))
 		if !slices.Contains(allowed, name) {
 			if d.full() {
 				// Spare the message for a file that is mostly unknown keys.

@@ -43,11 +43,18 @@ func (d *decoder) duration(n *yaml.Node, key string) (time.Duration, bool) {
 	return v, true
 }
 
-// positive reads a duration that must be longer than zero.
-func (d *decoder) positive(n *yaml.Node, key string) (time.Duration, bool) {
+// interval reads a duration directord waits or times something by: at
+// least a millisecond. Less is no setting anyone means (a timer firing
+// every microsecond is a busy loop, a hook given a microsecond always
+// times out), and the heartbeat's timing is in milliseconds.
+func (d *decoder) interval(n *yaml.Node, key string) (time.Duration, bool) {
 	v, ok := d.duration(n, key)
-	if ok && v <= 0 {
-		d.errorf(n, key, "must be longer than 0, got %s", describe(n))
+	if ok && v < time.Millisecond {
+		if v <= 0 {
+			d.errorf(n, key, "must be longer than 0, got %s", describe(n))
+		} else {
+			d.errorf(n, key, "must be at least 1ms, got %s", describe(n))
+		}
 		return 0, false
 	}
 	return v, ok

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrInvalid is matched (errors.Is) by every validation failure.
@@ -17,8 +20,57 @@ type Error struct {
 	Msg string
 }
 
+// Error is one line: every part is escaped, so that text from the file
+// (a key, a value in a message) can neither start a line of its own that
+// looks like another problem nor send a terminal escape sequence.
 func (e *Error) Error() string {
-	return fmt.Sprintf("%s:%d:%d: %s: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Key, e.Msg)
+	return fmt.Sprintf("%s:%d:%d: %s: %s", escape(e.Pos.File), e.Pos.Line, e.Pos.Col, escape(e.Key), escape(e.Msg))
+}
+
+// escape replaces every character that is not printable (control
+// characters, line breaks, bidirectional overrides, invalid UTF-8) by its
+// Go escape, as strconv.Quote writes it. Messages quote what they show of
+// the file already; this is the guarantee for whatever they do not.
+func escape(s string) string {
+	clean := true
+	for i := 0; i < len(s) && clean; {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		clean = (r != utf8.RuneError || size > 1) && unicode.IsPrint(r)
+		i += size
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// keyName is how a key the file wrote appears in a key path: as written
+// when it is a plain name, else quoted, so that a key holding ".", "[",
+// a space or a control character can be told from the path around it.
+func keyName(name string) string {
+	if name == "" {
+		return `""`
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) || strings.ContainsRune(`."[]:\`, r) {
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }
 
 // Is makes every Error match ErrInvalid.

@@ -50,6 +50,7 @@ func (d *decoder) failover(n *yaml.Node) *Failover {
 	d.timing(f, fo)
 	if v := f.value("auth_key_file"); v != nil {
 		fo.AuthKeyFile, _ = d.text(v, f.sub("auth_key_file"), "the path of the file holding the shared key")
+		d.mark(f.sub("auth_key_file"), v)
 	} else {
 		d.errorf(n, f.sub("auth_key_file"), "missing; the pair authenticates heartbeats with the key in this file")
 	}
@@ -78,12 +79,14 @@ func (d *decoder) failover(n *yaml.Node) *Failover {
 	}
 	if v := f.value("notify"); v != nil {
 		fo.Notify, _ = d.text(v, f.sub("notify"), "the path of a program to run on role changes")
+		d.mark(f.sub("notify"), v)
 	}
 	if v := f.value("fence"); v != nil {
 		fo.Fence, _ = d.text(v, f.sub("fence"), "the path of a program that powers the peer off")
+		d.mark(f.sub("fence"), v)
 	}
 	if v := f.value("hook_timeout"); v != nil {
-		if t, ok := d.positive(v, f.sub("hook_timeout")); ok {
+		if t, ok := d.interval(v, f.sub("hook_timeout")); ok {
 			fo.HookTimeout = t
 		}
 	}
@@ -100,7 +103,7 @@ func (d *decoder) timing(f *fields, fo *Failover) {
 		if n == nil {
 			return
 		}
-		v, good := d.positive(n, f.sub(name))
+		v, good := d.interval(n, f.sub(name))
 		if good {
 			*dst = v
 		}
@@ -148,6 +151,7 @@ func (d *decoder) links(n *yaml.Node, path string) []Link {
 		var l Link
 		if v := f.value("serial"); v != nil {
 			l.Serial, _ = d.text(v, f.sub("serial"), "the path of a serial device such as /dev/ttyS1")
+			d.mark(f.sub("serial"), v)
 			for _, k := range []string{"interface", "peer", "multicast"} {
 				if f.value(k) != nil {
 					d.errorf(f.key(k), f.sub(k), "a serial link has no %s", k)
@@ -158,6 +162,7 @@ func (d *decoder) links(n *yaml.Node, path string) []Link {
 		}
 		if v := f.value("interface"); v != nil {
 			l.Interface, _ = d.ifname(v, f.sub("interface"))
+			d.mark(f.sub("interface"), v)
 		} else {
 			d.errorf(e, f.sub("interface"), "missing; a link needs the interface it runs on")
 		}
@@ -212,10 +217,12 @@ func (d *decoder) failoverVIPs(n *yaml.Node, path string) []VIP {
 				d.errorf(v, f.sub("address"), "duplicate VIP %s (first at %s)", p.Addr(), at(prev))
 			} else {
 				first[p.Addr()] = v
+				d.foVIPs = append(d.foVIPs, placed{p.Addr(), v, f.sub("address")})
 			}
 		}
 		if v := f.value("interface"); v != nil {
 			vip.Interface, _ = d.ifname(v, f.sub("interface"))
+			d.mark(f.sub("interface"), v)
 		} else {
 			d.errorf(e, f.sub("interface"), "missing; the interface the VIP is added to")
 		}
@@ -232,6 +239,7 @@ func (d *decoder) sync(n *yaml.Node, path string) *Sync {
 	}
 	if v := f.value("interface"); v != nil {
 		s.Interface, _ = d.ifname(v, f.sub("interface"))
+		d.mark(f.sub("interface"), v)
 	} else {
 		d.errorf(n, f.sub("interface"), "missing; the interface the sync daemon uses")
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode"
 
 	"github.com/directorlb/director/config"
 )
@@ -53,5 +54,12 @@ func checkError(t *testing.T, e *config.Error) {
 	t.Helper()
 	if e.Pos.File != "fuzz.yaml" || e.Pos.Line < 1 || e.Pos.Col < 1 || e.Key == "" || e.Msg == "" {
 		t.Fatalf("badly formed problem %#v", e)
+	}
+	// Printed, a problem is one line of printable text: nothing the file
+	// holds can forge another line or reach the terminal as a control.
+	for _, r := range e.Error() {
+		if !unicode.IsPrint(r) {
+			t.Fatalf("problem prints %q, holding %U: %#v", e.Error(), r, e)
+		}
 	}
 }

@@ -118,16 +118,17 @@ func (d *decoder) helperVIPs(n *yaml.Node) []netip.Addr {
 	return out
 }
 
-// vipProblem says why a cannot be a VIP held on a real server: these are
-// addresses the kernel gives meaning of its own on lo or a tunnel.
+// vipProblem says why a, already a unicast address, cannot be a VIP:
+// clients elsewhere cannot reach a loopback or link-local address, and
+// the kernel gives both a meaning of its own on lo, a tunnel or the
+// interface the director adds a failover VIP to. The same rule holds for
+// a service's vip, a failover VIP and a VIP held on a real server.
 func vipProblem(a netip.Addr) string {
 	switch {
 	case a.IsLoopback():
 		return "must not be a loopback address"
 	case a.IsLinkLocalUnicast():
 		return "must not be a link-local address"
-	case a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return "must not be the broadcast address"
 	}
 	return ""
 }

@@ -6,24 +6,62 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
 
-// MaxSize is the largest configuration file read. Real ones are a few
-// kilobytes; the limit keeps a wrong path (a log, a disk image) from
-// costing memory before it is refused.
-const MaxSize = 16 << 20
+// Limits on what one file may hold. Real files are kilobytes: a megabyte
+// holds some 1,800 services of ten real servers each, with a check, and
+// the reference farm of 10,000 services of ten (the benchmarks') is
+// 5.4 MB. The limits keep a wrong path (a log, a disk image) or a hostile
+// file from costing gigabytes before it is refused: the YAML tree costs
+// about 40 bytes of memory per byte of a list of empty services and 120
+// per byte of the densest input ("[0,0,0...]"), so MaxSize bounds a parse
+// to about 1 GB and a few seconds at worst; a decoded service costs
+// kilobytes, so MaxServices is checked before any is decoded.
+const (
+	MaxSize        = 8 << 20 // bytes
+	MaxServices    = 10000
+	MaxRealServers = 100000 // in all services together
+)
 
 var (
-	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover"}
+	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover", "state_dir", "allow_no_services"}
 	controlKeys = []string{"socket"}
 	metricsKeys = []string{"listen"}
 	ipvsKeys    = []string{"timeouts", "cleanup_on_exit", "reconcile_interval"}
 	timeoutKeys = []string{"tcp", "tcp_fin", "udp"}
 	defaultKeys = []string{"check"}
 )
+
+const nodeWant = "this director's name: 1 to 64 bytes of printable characters, no spaces"
+
+// nodeProblem reports a node name the pair cannot use: the heartbeat
+// carries at most MaxNodeName bytes, the VIP guard's
+// farewell separates fields by spaces, and the name is printed in logs,
+// metrics labels and status, where a control character would be forged
+// output.
+func nodeProblem(s string) bool {
+	if len(s) == 0 || len(s) > MaxNodeName || !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxNodeName is the longest node name: failover.MaxNodeName, which the
+// heartbeat carries (config does not import failover; a test ties them).
+const MaxNodeName = 64
 
 // maxSocketPath is the longest unix socket path: sun_path is 108 bytes
 // with the terminating NUL.
@@ -40,13 +78,24 @@ func Load(path string) (*Config, error) {
 }
 
 // readFile reads a configuration file, but no more than one byte past
-// MaxSize: enough for the parser to refuse it.
+// MaxSize: enough for the parser to refuse it. Only a regular file is
+// read: a FIFO or a device at the path would block the read (check-config
+// as ExecStartPre, a reload) until someone writes, and is never a
+// configuration. O_NONBLOCK keeps the open itself from waiting for a
+// FIFO's writer; it does nothing to a regular file.
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading config: %s: not a regular file (mode %s)", path, fi.Mode())
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
@@ -66,6 +115,8 @@ func Parse(path string, data []byte) (*Config, error) {
 	if err := d.result(); err != nil {
 		return nil, err
 	}
+	d.vipCoverage(c)
+	c.where = d.where
 	c.Warnings = d.warns.sorted()
 	return c, nil
 }
@@ -133,6 +184,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		Metrics:  Metrics{Listen: DefaultMetricsListen},
 		IPVS:     IPVS{ReconcileInterval: DefaultReconcileInterval},
 		Defaults: Defaults{Check: cloneCheck(DefaultCheck)},
+		StateDir: DefaultStateDir,
 	}
 	n := root
 	if n != nil && n.Kind == yaml.DocumentNode {
@@ -150,9 +202,17 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 
 	if v := f.value("node"); v != nil {
-		c.Node, _ = d.text(v, "node", "this director's name")
-	} else if host, err := os.Hostname(); err == nil && host != "" {
+		if s, ok := d.text(v, "node", nodeWant); ok {
+			if nodeProblem(s) {
+				d.errorf(v, "node", "must be %s, got %s", nodeWant, describe(v))
+			} else {
+				c.Node = s
+			}
+		}
+	} else if host, err := os.Hostname(); err == nil && host != "" && !nodeProblem(host) {
 		c.Node = host
+	} else if err == nil && host != "" {
+		d.errorf(n, "node", "missing, and the host name %s cannot be one (%s); set node", strconv.Quote(clip(host)), nodeWant)
 	} else {
 		d.errorf(n, "node", "missing, and the host name is unknown (%v); set node", err)
 	}
@@ -183,8 +243,31 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if v := f.value("services"); v != nil {
 		c.Services = d.services(v, c.Defaults.Check)
 	}
+	if v := f.value("allow_no_services"); v != nil {
+		c.AllowNoServices, _ = d.boolean(v, "allow_no_services")
+	}
+	if v := f.value("state_dir"); v != nil {
+		if s, ok := d.text(v, "state_dir", "the directory for state kept across reboots"); ok {
+			if !filepath.IsAbs(s) {
+				d.errorf(v, "state_dir", "must be an absolute path, got %q", s)
+			} else {
+				c.StateDir = filepath.Clean(s)
+			}
+		}
+	}
 	if v := f.value("failover"); v != nil {
 		c.Failover = d.failover(v)
+	}
+	if len(c.Services) == 0 && !c.AllowNoServices && len(d.errs) == 0 {
+		// Said only of a file otherwise valid. A truncated copy or an
+		// emptied list would make directord remove every service it
+		// owns: an outage from one bad file.
+		at := n
+		if k := f.key("services"); k != nil {
+			at = k
+		}
+		d.errorf(at, "services", "no service configured: directord would remove every service it owns from the kernel; "+
+			"if that is what you want, set `allow_no_services: true`")
 	}
 	return c
 }
@@ -201,6 +284,7 @@ func (d *decoder) control(n *yaml.Node, c *Control) {
 			return
 		}
 		c.Socket = s
+		d.mark("control.socket", v)
 	}
 }
 
@@ -226,7 +310,7 @@ func (d *decoder) ipvs(n *yaml.Node, c *IPVS) {
 		c.CleanupOnExit, _ = d.boolean(v, "ipvs.cleanup_on_exit")
 	}
 	if v := f.value("reconcile_interval"); v != nil {
-		if iv, ok := d.positive(v, "ipvs.reconcile_interval"); ok {
+		if iv, ok := d.interval(v, "ipvs.reconcile_interval"); ok {
 			c.ReconcileInterval = iv
 		}
 	}

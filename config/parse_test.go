@@ -15,12 +15,9 @@ func TestParseEdgeCases(t *testing.T) {
 		name, in string
 		services int
 	}{
-		{"empty", "", 0},
-		{"comments only", "# nothing yet\n", 0},
-		{"null document", "~\n", 0},
-		{"explicit document", "---\nservices: []\n...\n", 0},
-		{"trailing empty document", "services: []\n---\n", 0},
-		{"empty values are unset", "control:\nipvs:\nfailover:\nservices:\n", 0},
+		{"explicit document", "---\nservices: []\nallow_no_services: true\n...\n", 0},
+		{"trailing empty document", "services: []\nallow_no_services: true\n---\n", 0},
+		{"empty values are unset", "control:\nipvs:\nfailover:\nservices:\nallow_no_services: true\n", 0},
 		{"byte order mark", "\uFEFFservices: [{name: a, vip: 192.0.2.1, port: 80}]\n", 1},
 		{"anchors without aliases", "services:\n  - &web {name: a, vip: 192.0.2.1, port: 80}\n", 1},
 		{"hex fwmark", "services: [{name: a, fwmark: 0x2a}]\n", 1},
@@ -41,9 +38,36 @@ func TestParseEdgeCases(t *testing.T) {
 	if c.Services[0].Port != 80 {
 		t.Errorf("port 0080 = %d, want 80", c.Services[0].Port)
 	}
-	c, _ = config.Parse("x.yaml", []byte("metrics: {listen: }"))
+	c, _ = config.Parse("x.yaml", []byte("metrics: {listen: }\nallow_no_services: true"))
 	if c.Metrics.Listen != "" {
 		t.Errorf("an empty listen = %q, want disabled", c.Metrics.Listen)
+	}
+}
+
+// A file with no service would make directord remove every service it
+// owns: refused, wherever the emptiness comes from, unless asked for.
+func TestNoServicesRefused(t *testing.T) {
+	const msg = "services: no service configured: directord would remove every service it owns from the kernel; " +
+		"if that is what you want, set `allow_no_services: true`"
+	for _, tt := range []struct{ name, in, want string }{
+		{"empty", "", "x.yaml:1:1: " + msg},
+		{"comments only", "# nothing yet\n", "x.yaml:1:1: " + msg},
+		{"null document", "~\n", "x.yaml:1:1: " + msg},
+		{"truncated", "node: lb1\nservices:\n", "x.yaml:2:1: " + msg},
+		{"empty list", "node: lb1\nservices: []\n", "x.yaml:2:1: " + msg},
+		{"no key", "node: lb1\n", "x.yaml:1:1: " + msg},
+		{"allowed but false", "services: []\nallow_no_services: false\n", "x.yaml:1:1: " + msg},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse("x.yaml", []byte(tt.in))
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("Parse: %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+	c, err := config.Parse("x.yaml", []byte("services: []\nallow_no_services: true\n"))
+	if err != nil || len(c.Services) != 0 || !c.AllowNoServices {
+		t.Fatalf("allowed: %v %+v", err, c)
 	}
 }
 
@@ -55,7 +79,7 @@ func TestParseLimits(t *testing.T) {
 		last  string // the last one
 	}{
 		{"too large", bytes.Repeat([]byte("#"), config.MaxSize+1), 1,
-			"x.yaml:1:1: document: the file is larger than 16 MiB; this is not a director configuration"},
+			"x.yaml:1:1: document: the file is larger than 8 MiB; this is not a director configuration"},
 		{"too many problems", []byte(strings.Repeat("x: 1\n", 1500)), 1001,
 			"x.yaml:1500:1: document: too many problems; 500 more not shown"},
 		{"too deep", []byte("a: " + strings.Repeat("[", 10001)), 1,

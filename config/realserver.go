@@ -39,6 +39,13 @@ func (d *decoder) realServers(n *yaml.Node, path string, ctx *endpointContext) [
 	if !ok {
 		return nil
 	}
+	if d.realServerCount > MaxRealServers {
+		return nil // reported at the list that crossed the limit
+	}
+	if d.realServerCount += len(entries); d.realServerCount > MaxRealServers {
+		d.limitf(n, path, "brings the file to %d real servers, more than the %d directord takes", d.realServerCount, MaxRealServers)
+		return nil
+	}
 	first := map[netip.AddrPort]*yaml.Node{}
 	out := make([]RealServer, 0, len(entries))
 	for i, e := range entries {
@@ -139,6 +146,12 @@ func (d *decoder) endpoint(n *yaml.Node, key, what string, r *RealServer, forwar
 	}
 	r.Address = a
 	svc := ctx.svc
+	if svc.FWMark == 0 && svc.VIP.IsValid() && a == svc.VIP {
+		// IPVS would hand the service's connections back to the director
+		// itself (its "local node"), and the checks would probe the VIP.
+		d.errorf(n, key, "%s is the service's own VIP; a %s must be another address", a, what)
+		return false
+	}
 	if ctx.familyOK && forwardOK && a.Is6() != svc.IPv6 && r.Forward != Tunnel {
 		family := "IPv4"
 		if a.Is6() {

@@ -39,6 +39,13 @@ func (d *decoder) services(n *yaml.Node, base Check) []Service {
 	if !ok {
 		return nil
 	}
+	if len(entries) > MaxServices {
+		// Refused before decoding: a service costs a few kilobytes
+		// decoded, and a file of empty entries ("- {}") would cost
+		// hundreds of times its size.
+		d.limitf(n, "services", "lists %d services, more than the %d directord takes", len(entries), MaxServices)
+		return nil
+	}
 	type owner struct {
 		name string
 		at   *yaml.Node
@@ -122,8 +129,11 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 		if vip == nil {
 			d.errorf(n, f.sub("vip"), "missing; a service needs vip and port, or fwmark")
 		} else {
-			s.VIP, ctx.familyOK = d.addr(vip, f.sub("vip"))
+			s.VIP, ctx.familyOK = d.vip(vip, f.sub("vip"))
 			s.IPv6 = s.VIP.Is6()
+			if ctx.familyOK {
+				d.svcVIPs = append(d.svcVIPs, placed{s.VIP, vip, f.sub("vip")})
+			}
 		}
 		if v := f.value("port"); v != nil {
 			p, ok := d.integer(v, f.sub("port"), 0, 65535)
@@ -199,7 +209,7 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 		s.OnFailure = OnFailure(of)
 	}
 	if v := f.value("slow_start"); v != nil {
-		if ss, ok := d.positive(v, f.sub("slow_start")); ok {
+		if ss, ok := d.interval(v, f.sub("slow_start")); ok {
 			s.SlowStart = ss
 		}
 	}

@@ -19,6 +19,14 @@ type Config struct {
 	Defaults Defaults
 	Services []Service
 	Failover *Failover // nil: a single director that always owns its VIPs
+	// StateDir keeps what must outlive a reboot: the drains.
+	StateDir string // default DefaultStateDir
+	// AllowNoServices lets a file with no service load; without it such a
+	// file is refused, as a truncated copy would empty the kernel's table.
+	AllowNoServices bool
+
+	// where is the position of each value Where reports.
+	where map[string]Pos
 
 	// Warnings are problems that do not stop the file from loading:
 	// settings the kernel accepts but ignores or overrides, as ipvsadm
@@ -285,6 +293,9 @@ const (
 	DefaultScheduler         = "wlc"
 	DefaultReconcileInterval = 5 * time.Second
 	DefaultHeartbeatPort     = 694
+	// DefaultStateDir outlives a reboot, unlike the control socket's
+	// directory under /run: a drain must hold after one.
+	DefaultStateDir = "/var/lib/director"
 )
 
 // DefaultCheck applies where neither a service nor defaults.check says

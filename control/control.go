@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -23,6 +24,8 @@ type Request struct {
 	Cmd     string `json:"cmd"`
 	Service string `json:"service,omitempty"`
 	Address string `json:"address,omitempty"`
+	// DryRun asks a reload for the changes it would make, not made.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Response carries either a result or an error.
@@ -51,6 +54,13 @@ func Listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
+	// Only a socket is ever removed: control.socket pointing at a file
+	// by mistake (the config itself, say) must cost a refusal, not the
+	// file. Lstat, so a symbolic link is judged, not what it leads to.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != fs.ModeSocket {
+		return nil, fmt.Errorf("control socket %s exists and is not a socket (mode %s); directord replaces only a stale socket: move it away or set control.socket",
+			path, fi.Mode())
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s is in use: is another directord running?", path)
@@ -71,21 +81,43 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve answers requests on l until ctx ends.
+// Accept's backoff after an error, as net/http's: from 5ms, doubling to 1s.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// Serve answers requests on l until ctx ends (it then returns nil) or l is
+// closed under it. Any other accept error (EMFILE when another process
+// has used up directord's descriptors, ENFILE, ENOBUFS, ENOMEM, an
+// aborted connection) passes: Serve waits and accepts again, since
+// returning would stop directord.
 func Serve(ctx context.Context, l net.Listener, h Handler, log *slog.Logger) error {
-	go func() {
-		<-ctx.Done()
-		l.Close()
-	}()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var delay time.Duration
 	for {
 		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		if err == nil {
+			delay = 0
+			go serveConn(ctx, c, h, log)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("control socket: %w", err)
 		}
-		go serveConn(ctx, c, h, log)
+		delay = min(max(2*delay, minAcceptBackoff), maxAcceptBackoff)
+		log.Warn("control socket: accept failed, retrying", "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
 	}
 }
 

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // As a child process, the test binary acts as an unprivileged client.
@@ -179,4 +182,116 @@ func copyExecutable(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// failingListener fails its first Accepts with errs (then, if forever is
+// set, every one), as accept(2) does when descriptors or buffers run out.
+type failingListener struct {
+	net.Listener
+	mu      sync.Mutex
+	errs    []syscall.Errno
+	forever bool
+	fails   int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if len(l.errs) > 0 || l.forever {
+		errno := syscall.EMFILE
+		if len(l.errs) > 0 {
+			errno, l.errs = l.errs[0], l.errs[1:]
+		}
+		l.fails++
+		l.mu.Unlock()
+		return nil, &net.OpError{Op: "accept", Net: "unix", Addr: l.Addr(), Err: os.NewSyscallError("accept4", errno)}
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// A moment without descriptors (another client holding them all) must
+// not stop the control socket, and so directord.
+func TestServeSurvivesAcceptErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "director.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: l, errs: []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, fl, func(context.Context, Request) (any, error) { return "pong", nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	got := make(chan error, 1)
+	go func() {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		var out string
+		err := Call(cctx, path, Request{Cmd: "ping"}, &out)
+		if err == nil && out != "pong" {
+			err = fmt.Errorf("answer %q", out)
+		}
+		got <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Serve stopped on an accept error: %v", err)
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("a request after accept errors: %v", err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after cancel: %v", err)
+	}
+}
+
+// While accept keeps failing, Serve backs off (it does not spin) and
+// still stops when its context ends; a listener closed under it stops it
+// with an error.
+func TestServeBacksOffAndStops(t *testing.T) {
+	l, err := Listen(filepath.Join(t.TempDir(), "director.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: l, forever: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- Serve(ctx, fl, nil, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	// The backoff doubles from 5ms: by 1.3s at most 9 tries (a spin
+	// would make millions).
+	timer := time.NewTimer(1300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Serve stopped on EMFILE: %v", err)
+	case <-timer.C:
+	}
+	fl.mu.Lock()
+	fails := fl.fails
+	fl.mu.Unlock()
+	if fails < 3 || fails > 10 {
+		t.Errorf("%d accepts in %v of EMFILE, want a doubling backoff from 5ms", fails, time.Since(start))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not stop within 5s of its context's end")
+	}
+
+	l2, err := Listen(filepath.Join(t.TempDir(), "director.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- Serve(context.Background(), l2, nil, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	l2.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Serve on a closed listener: %v, want net.ErrClosed", err)
+	}
 }

@@ -55,7 +55,10 @@ Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
   reconcile                       compare the kernel with the config now, repairing drift
   drain SERVICE ADDRESS           take a real server out: weight 0, its connections finish
   enable SERVICE ADDRESS          put it back (ADDRESS is IP or IP:port)
-  check-config [-config PATH]     validate a config file; exit 1 with FILE:LINE:COL errors
+  check-config [-config PATH] [-host=false]
+                                  validate a config file and, unless -host=false, the key,
+                                  password and CA files, programs and interfaces it names
+                                  on this host; exit 1 with FILE:LINE:COL errors
   takeover [-wait D]              planned switchover: this director becomes active
   release [-wait D]               planned switchover: the peer becomes active
 `

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/daemon"
 	"github.com/directorlb/director/director"
@@ -32,11 +33,49 @@ func TestExamplesPassCheckConfig(t *testing.T) {
 	if len(examples) < 3 {
 		t.Fatalf("want the NAT, DR and TUN examples, found %v", examples)
 	}
+	// Examples of several hosts, one directory each, but for the real
+	// servers' helper files (deploy/units_test.go reads those).
+	more, _ := filepath.Glob("../deploy/examples/*/*.yaml")
+	var pair []string
+	for _, ex := range more {
+		switch filepath.Base(filepath.Dir(ex)) {
+		case "realserver":
+			continue
+		case "pair":
+			pair = append(pair, ex)
+		}
+		examples = append(examples, ex)
+	}
+	if len(pair) != 2 {
+		t.Fatalf("want the pair's two directors' examples, found %v", pair)
+	}
 	for _, ex := range examples {
-		out, errOut, code := runCtl(t, "check-config", "-config", ex)
+		args := []string{"check-config", "-config", ex}
+		if filepath.Dir(ex) != "../deploy/examples" {
+			// They name the key file and interfaces of the hosts they
+			// are for, which this one need not have: the file alone.
+			args = append(args, "-host=false")
+		}
+		out, errOut, code := runCtl(t, args...)
 		if code != 0 || !strings.Contains(out, ": ok (") || strings.Contains(out, "warning") {
 			t.Errorf("%s: exit %d\n%s%s", ex, code, out, errOut)
 		}
+	}
+	// The two directors serve the same: otherwise each would report
+	// CONFIG DIFFERS, and a failover would change what is served.
+	var digests [][16]byte
+	for _, ex := range pair {
+		cfg, err := config.Load(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Failover == nil {
+			t.Fatalf("%s: no failover block", ex)
+		}
+		digests = append(digests, cfg.ServicesDigest())
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("%s and %s configure different services", pair[0], pair[1])
 	}
 }
 

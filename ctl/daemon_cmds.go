@@ -1,11 +1,13 @@
 package ctl
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +18,7 @@ import (
 	"github.com/directorlb/director/daemon"
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/preflight"
 )
 
 func socketFlag(fs interface {
@@ -46,13 +49,25 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 }
 
 func writeStatus(env *Env, st daemon.Status, now time.Time) {
-	fmt.Fprintf(env.Stdout, "node %s  role %s  config %s\n", st.Node, st.Role, st.Config)
+	role := st.Role
+	if role == "" && st.Failover == nil {
+		// A daemon that does not say (an older one) and has no pair is
+		// single, and a single director is always active.
+		role = "active"
+	}
+	fmt.Fprintf(env.Stdout, "node %s  role %s  config %s\n", st.Node, role, st.Config)
 	writeFailover(env, st.Failover)
 	last := "never"
 	if !st.LastReconcile.IsZero() {
 		last = fmt.Sprintf("%s ago", now.Sub(st.LastReconcile).Round(time.Second))
 	}
-	fmt.Fprintf(env.Stdout, "last good reconcile %s (%d reconciles)\n", last, st.Reconciles)
+	read := "never"
+	if !st.KernelRead.IsZero() {
+		read = fmt.Sprintf("%s ago", now.Sub(st.KernelRead).Round(time.Second))
+	}
+	// Status reads nothing: the table below is the kernel's at the last
+	// read, with directord's own changes since.
+	fmt.Fprintf(env.Stdout, "last good reconcile %s (%d reconciles); kernel table as read %s\n", last, st.Reconciles, read)
 	if st.LastError != "" {
 		fmt.Fprintf(env.Stdout, "last error: %s\n", st.LastError)
 	}
@@ -89,11 +104,12 @@ func runReload(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "reload")
 	var socket string
 	socketFlag(fs, &socket)
+	dryRun := fs.Bool("dry-run", false, "print the changes a reload would make to the kernel, and make none")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	var res daemon.ReloadResult
-	err := control.Call(ctx, socket, control.Request{Cmd: "reload"}, &res)
+	err := control.Call(ctx, socket, control.Request{Cmd: "reload", DryRun: *dryRun}, &res)
 	var re *control.RemoteError
 	if errors.As(err, &re) {
 		// The daemon refused the file: its message is the FILE:LINE:COL
@@ -104,6 +120,10 @@ func runReload(ctx context.Context, env *Env, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if res.DryRun {
+		writePlan(env, res)
+		return nil
 	}
 	fmt.Fprintf(env.Stdout, "reloaded %s: %d change(s) applied", res.Config, res.Changes)
 	if res.Failed > 0 {
@@ -117,9 +137,30 @@ func runReload(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
+// writePlan prints a reload's dry run: the warnings on stderr as
+// check-config prints them, the kernel changes on stdout, one a line.
+func writePlan(env *Env, res daemon.ReloadResult) {
+	for _, w := range res.Warnings {
+		fmt.Fprintln(env.Stderr, w)
+	}
+	if len(res.Plan) == 0 {
+		fmt.Fprintf(env.Stdout, "dry run: %s is valid; a reload would change nothing in the kernel\n", res.Config)
+	} else {
+		fmt.Fprintf(env.Stdout, "dry run: %s is valid; a reload would make %d change(s) to the kernel:\n", res.Config, len(res.Plan))
+		for _, line := range res.Plan {
+			fmt.Fprintf(env.Stdout, "  %s\n", line)
+		}
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(env.Stdout, "note: %s\n", n)
+	}
+	fmt.Fprintln(env.Stdout, "nothing was changed")
+}
+
 func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "check-config")
 	path := fs.String("config", "/etc/director/director.yaml", "configuration file to check")
+	host := fs.Bool("host", true, "also check what the file names on this host: key, password and CA files, programs, interfaces (false: the file alone)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -134,8 +175,44 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The file's warnings and the host's problems, in file order.
+	type line struct {
+		pos  config.Pos
+		text string
+	}
+	var lines []line
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(env.Stdout, "%s (warning)\n", w)
+		lines = append(lines, line{w.Pos, w.Error() + " (warning)"})
+	}
+	var hostErrs []error
+	if *host {
+		var hostWarns []error
+		hostErrs, hostWarns = preflight.Check(cfg)
+		add := func(e error, suffix string) {
+			var ce *config.Error
+			if errors.As(e, &ce) {
+				lines = append(lines, line{ce.Pos, ce.Error() + suffix})
+			} else {
+				lines = append(lines, line{config.Pos{Line: 1 << 30}, e.Error() + suffix})
+			}
+		}
+		for _, e := range hostErrs {
+			add(e, "")
+		}
+		for _, w := range hostWarns {
+			add(w, " (warning)")
+		}
+	}
+	slices.SortStableFunc(lines, func(a, b line) int {
+		return cmp.Or(cmp.Compare(a.pos.Line, b.pos.Line), cmp.Compare(a.pos.Col, b.pos.Col))
+	})
+	for _, l := range lines {
+		fmt.Fprintln(env.Stdout, l.text)
+	}
+	if len(hostErrs) > 0 {
+		// directord would refuse to start with these (systemd runs this
+		// as ExecStartPre to say so before it tries).
+		return exitError(1)
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d service(s))\n", cfg.Path, len(cfg.Services))
 	return nil
@@ -233,7 +310,7 @@ func healthText(h *director.Health, now time.Time) string {
 // the ping nodes, as an admin checks them during an incident.
 func writeFailover(env *Env, fo *failover.Status) {
 	if fo == nil {
-		fmt.Fprintln(env.Stdout, "failover: none (a single director; it always holds its VIPs)")
+		fmt.Fprintln(env.Stdout, "failover: none: a single director, always active (it holds its VIPs)")
 		return
 	}
 	req := ""

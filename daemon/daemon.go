@@ -27,6 +27,7 @@ import (
 	"github.com/directorlb/director/ipvsdump"
 	"github.com/directorlb/director/liveness"
 	"github.com/directorlb/director/metrics"
+	"github.com/directorlb/director/preflight"
 )
 
 // Options configure a daemon run.
@@ -49,11 +50,10 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg, err := config.Load(opts.ConfigPath)
+	cfg, err := load(opts.ConfigPath, log)
 	if err != nil {
 		return err
 	}
-	logWarnings(log, cfg)
 	open := opts.OpenKernel
 	if open == nil {
 		open = openIPVS
@@ -72,7 +72,10 @@ func Run(ctx context.Context, opts Options) error {
 	// Health checks start before the director's first reconcile, seeded
 	// from the kernel, so the weights it computes adopt what is serving.
 	eng := checks.NewEngine(log)
-	specs := checks.SpecsFor(cfg)
+	specs, err := checks.LoadSpecs(cfg) // reads password_file and ca_file
+	if err != nil {
+		return err
+	}
 	if t, err := director.ReadTable(k); err == nil {
 		if n := seedAdopted(cfg, t, specs); n > 0 {
 			log.Info("adopting real servers the kernel already serves as healthy", "servers", n)
@@ -87,6 +90,12 @@ func Run(ctx context.Context, opts Options) error {
 	// reconcile of a large table, a slow netlink answer).
 	eng.SetLoop(loops.Register("checks", 15*time.Second))
 	var exp *metrics.Exporter // set before anything observes through it
+	var relay *drainRelay     // the pair's share of the drains
+	var onDrains func([]director.DrainRecord)
+	if cfg.Failover != nil {
+		relay = newDrainRelay()
+		onDrains = relay.fromDirector
+	}
 	d := director.New(director.Options{
 		Loop:             loops.Register("reconcile", max(60*time.Second, 3*cfg.IPVS.ReconcileInterval)),
 		ObserveReconcile: func(took time.Duration) { exp.Reconciled(took) },
@@ -97,7 +106,9 @@ func Run(ctx context.Context, opts Options) error {
 		// Kept beside the socket: per daemon, root-only, gone at reboot
 		// together with the kernel table it describes.
 		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
-		DrainPath: filepath.Join(filepath.Dir(cfg.Control.Socket), "drained.json"),
+		// Drains must outlive a reboot: under state_dir, not /run.
+		DrainPath: filepath.Join(cfg.StateDir, "drains.json"),
+		OnDrains:  onDrains,
 	})
 	s := &server{path: opts.ConfigPath, d: d, eng: eng, log: log, socket: cfg.Control.Socket}
 	s.cfg.Store(cfg)
@@ -116,8 +127,17 @@ func Run(ctx context.Context, opts Options) error {
 		Ready:      ready.Load,
 		Log:        log,
 	})
+	// The pair starts after the first reconcile, but the metrics serve
+	// from before it: a scrape in between reads the pointer as it is
+	// then, and reports the node still in init.
+	var started atomic.Pointer[pair]
 	if cfg.Failover != nil {
-		exp.SetPair(func(ctx context.Context) (*failover.Status, error) { return pr.status(ctx) })
+		exp.SetPair(func(ctx context.Context) (*failover.Status, error) {
+			if p := started.Load(); p != nil {
+				return p.status(ctx)
+			}
+			return &failover.Status{Role: failover.RoleInit.String()}, nil
+		})
 	}
 	s.exp = exp
 	eng.OnResult(exp.CheckResult)
@@ -166,13 +186,22 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopPair()
 	if cfg.Failover != nil {
 		bound := max(5*time.Second, 10*cfg.Failover.Keepalive)
-		if pr, err = startPair(pairCtx, cfg, s.cfg.Load, log, loops.Register("heartbeat", bound)); err != nil {
+		drains, err := d.Drains(runCtx)
+		if err != nil {
+			l.Close()
+			stop()
+			<-dirDone
+			return err
+		}
+		if pr, err = startPair(pairCtx, cfg, s.cfg.Load, log, loops.Register("heartbeat", bound), toPair(drains), relay.peerSent); err != nil {
 			l.Close()
 			stop()
 			<-dirDone
 			return err
 		}
 		s.pair = pr
+		started.Store(pr)
+		go relay.run(pairCtx, d, pr.node, log)
 	}
 	// stopAll leaves the pair first: the VIPs go and the peer takes over
 	// while this director's table is still whole.
@@ -245,6 +274,98 @@ type ReloadResult struct {
 	Changes int      `json:"changes"`
 	Failed  int      `json:"failed"`
 	Errors  []string `json:"errors,omitempty"`
+	// DryRun: nothing was changed; Plan is what a reload would change in
+	// the kernel, and Notes what it would change that needs a restart.
+	DryRun   bool     `json:"dry_run,omitempty"`
+	Plan     []string `json:"plan,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// planReload is a reload's dry run: the file is read and checked as a
+// reload would, and the kernel changes it would make are described, but
+// nothing is changed (not the checks, not the metrics, not the kernel).
+func (s *server) planReload(ctx context.Context) (*ReloadResult, error) {
+	cfg, warns, err := loadQuiet(s.path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checks.LoadSpecs(cfg); err != nil {
+		return nil, err
+	}
+	ops, err := s.d.Plan(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := &ReloadResult{Config: cfg.Path, DryRun: true, Changes: len(ops)}
+	for _, op := range ops {
+		out.Plan = append(out.Plan, director.Describe(op))
+	}
+	for _, w := range warns {
+		out.Warnings = append(out.Warnings, w.Error())
+	}
+	out.Notes = restartOnly(s.cfg.Load(), cfg, s.socket)
+	return out, nil
+}
+
+// restartOnly says what a new config changes that only a restart puts
+// in force: the sockets, the pair, the node's name and the state kept.
+func restartOnly(old, cfg *config.Config, socket string) []string {
+	var out []string
+	if cfg.Control.Socket != socket {
+		out = append(out, fmt.Sprintf("control.socket changed (%s -> %s); it takes effect at the next restart", socket, cfg.Control.Socket))
+	}
+	if cfg.Metrics.Listen != old.Metrics.Listen {
+		out = append(out, fmt.Sprintf("metrics.listen changed (%q -> %q); it takes effect at the next restart", old.Metrics.Listen, cfg.Metrics.Listen))
+	}
+	if cfg.Node != old.Node {
+		out = append(out, fmt.Sprintf("node changed (%s -> %s); it takes effect at the next restart", old.Node, cfg.Node))
+	}
+	if cfg.StateDir != old.StateDir {
+		out = append(out, fmt.Sprintf("state_dir changed (%s -> %s); it takes effect at the next restart", old.StateDir, cfg.StateDir))
+	}
+	if !reflect.DeepEqual(old.Failover, cfg.Failover) {
+		out = append(out, "the failover block changed; it takes effect at the next restart")
+	}
+	return out
+}
+
+// loadQuiet reads and checks a config as a start or a reload does: the
+// file (config.Load), then what it names on this host (preflight), so
+// that directord refuses exactly what check-config refuses. warns are the
+// file's warnings and the host's, in file order.
+func loadQuiet(path string) (*config.Config, []error, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	errs, hostWarns := preflight.Check(cfg)
+	if len(errs) > 0 {
+		out := make(config.Errors, 0, len(errs))
+		for _, e := range errs {
+			var ce *config.Error
+			if errors.As(e, &ce) {
+				out = append(out, ce)
+			} else {
+				out = append(out, &config.Error{Pos: config.Pos{File: path, Line: 1, Col: 1}, Msg: e.Error()})
+			}
+		}
+		return nil, nil, out
+	}
+	warns := make([]error, 0, len(cfg.Warnings)+len(hostWarns))
+	for _, w := range cfg.Warnings {
+		warns = append(warns, w)
+	}
+	return cfg, append(warns, hostWarns...), nil
+}
+
+// load is loadQuiet, logging the warnings.
+func load(path string, log *slog.Logger) (*config.Config, error) {
+	cfg, warns, err := loadQuiet(path)
+	for _, w := range warns {
+		log.Warn("config", "warning", w.Error())
+	}
+	return cfg, err
 }
 
 // reload validates the file again; a bad file is refused as a whole and
@@ -252,7 +373,7 @@ type ReloadResult struct {
 func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cfg, err := config.Load(s.path)
+	cfg, err := load(s.path, s.log)
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
@@ -265,17 +386,16 @@ func (s *server) reload(ctx context.Context) (*ReloadResult, error) {
 		s.exp.Reloaded(false)
 		return nil, err
 	}
-	logWarnings(s.log, cfg)
-	if cfg.Control.Socket != s.socket {
-		s.log.Warn("control.socket changed; it takes effect at the next restart", "running", s.socket, "configured", cfg.Control.Socket)
+	for _, n := range restartOnly(s.cfg.Load(), cfg, s.socket) {
+		s.log.Warn(n)
 	}
-	if old := s.cfg.Load(); !reflect.DeepEqual(old.Failover, cfg.Failover) {
-		s.log.Warn("the failover block changed; it takes effect at the next restart")
+	specs, err := checks.LoadSpecs(cfg) // reads password_file and ca_file
+	if err != nil {
+		s.log.Error("reload refused, keeping the running config", "err", err)
+		s.exp.Reloaded(false)
+		return nil, err
 	}
-	s.eng.Set(checks.SpecsFor(cfg))
-	if cfg.Metrics.Listen != s.cfg.Load().Metrics.Listen {
-		s.log.Warn("metrics.listen changed; it takes effect at the next restart", "running", s.cfg.Load().Metrics.Listen, "configured", cfg.Metrics.Listen)
-	}
+	s.eng.Set(specs)
 	res, err := s.d.Reload(ctx, cfg)
 	if err != nil {
 		s.exp.Reloaded(false)
@@ -318,6 +438,9 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 	case "release":
 		return nil, s.pair.release(ctx)
 	case "reload":
+		if req.DryRun {
+			return s.planReload(ctx)
+		}
 		return s.reload(ctx)
 	case "drain", "enable":
 		if req.Service == "" || req.Address == "" {
@@ -332,14 +455,6 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 		return ReloadResult{Changes: res.Applied, Failed: res.Failed}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
-}
-
-// logWarnings reports what the config accepted but an admin should know:
-// a setting that has no effect, a port that DR cannot map.
-func logWarnings(log *slog.Logger, cfg *config.Config) {
-	for _, w := range cfg.Warnings {
-		log.Warn("config", "warning", w.Error())
-	}
 }
 
 // notifySystemd tells systemd (Type=notify) that directord is ready and,

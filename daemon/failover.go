@@ -34,7 +34,9 @@ type pair struct {
 // node. Anything that cannot be opened (the key file, a link, the sync
 // daemon's netlink) stops the start, before any VIP is touched.
 // live is the config in force, which a reload may replace.
-func startPair(ctx context.Context, cfg *config.Config, live func() *config.Config, log *slog.Logger, loop *liveness.Loop) (*pair, error) {
+// drains are the director's drain records, onDrains takes the peer's.
+func startPair(ctx context.Context, cfg *config.Config, live func() *config.Config, log *slog.Logger, loop *liveness.Loop,
+	drains []failover.DrainRecord, onDrains func([]failover.DrainRecord)) (*pair, error) {
 	fo := cfg.Failover
 	p := &pair{done: make(chan error, 1)}
 	ok := false
@@ -51,7 +53,7 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 	var specs []failover.LinkSpec
 	for i, l := range fo.Links {
 		spec := failover.LinkSpec{Serial: l.Serial, Interface: l.Interface, Peer: l.Peer, Multicast: l.Multicast, Port: fo.Port}
-		link, err := spec.Open()
+		link, err := spec.Open(log)
 		if err != nil {
 			return nil, fmt.Errorf("failover.links[%d]: %w", i, err)
 		}
@@ -73,6 +75,8 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 		Digest:      cfg.ServicesDigest(),
 		Links:       links,
 		HookTimeout: fo.HookTimeout,
+		Drains:      drains,
+		OnDrains:    onDrains,
 		Log:         log,
 	}
 	if fo.Notify != "" {

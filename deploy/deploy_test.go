@@ -481,3 +481,51 @@ func TestDashboard(t *testing.T) {
 type exprAt struct {
 	where, expr string
 }
+
+// --- dashboard and alerts together ----------------------------------------
+
+// alertsPanel matches a query of the firing director alerts.
+var alertsPanel = regexp.MustCompile(`\bALERTS\{[^}]*alertname=~"Director\.\*"`)
+
+// When an alert fires, the dashboard shows what it watches: every metric an
+// alert rule reads is on some panel, and one panel lists the firing alerts.
+func TestDashboardShowsWhatAlertsWatch(t *testing.T) {
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: invalid JSON: %v", dashboardFile, err)
+	}
+	onDashboard := map[string]bool{}
+	listsAlerts := false
+	var walk func([]panel)
+	walk = func(ps []panel) {
+		for _, p := range ps {
+			for _, tg := range p.Targets {
+				for _, n := range metricName.FindAllString(tg.Expr, -1) {
+					onDashboard[n] = true
+				}
+				listsAlerts = listsAlerts || alertsPanel.MatchString(tg.Expr)
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	if !listsAlerts {
+		t.Errorf("%s: no panel lists the firing alerts (ALERTS{alertname=~\"Director.*\", ...})", dashboardFile)
+	}
+
+	var rules ruleFile
+	readYAML(t, alertsFile, &rules)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			for _, n := range metricName.FindAllString(r.Expr, -1) {
+				if !onDashboard[n] {
+					t.Errorf("alert %s reads %s, which no panel of %s shows", r.Alert, n, dashboardFile)
+				}
+			}
+		}
+	}
+}

@@ -93,7 +93,7 @@ func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 				continue
 			}
 			if owned(key) {
-				p.Ops = append(p.Ops, Op{Kind: RemoveService, Service: have.Service})
+				p.Ops = append(p.Ops, Op{Kind: RemoveService, Name: have.Name, Service: have.Service})
 			} else {
 				p.Foreign = append(p.Foreign, key)
 			}

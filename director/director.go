@@ -20,8 +20,9 @@ type Director struct {
 	weights Weights
 	// drained are the manual overrides (directorctl drain); owned by
 	// Run's goroutine, consulted through weights.
-	drained   map[DrainKey]bool
+	drained   map[DrainKey]drainMark
 	drainPath string
+	onDrains  func([]DrainRecord)
 	log       *slog.Logger
 	reqs      chan func(*state)
 	ready     chan struct{}
@@ -42,6 +43,10 @@ type state struct {
 	lastOK    time.Time
 	lastErr   error
 	reconcile int
+	// lastRead is when the kernel's table was last read: the view that
+	// Status reports is what the kernel held then, plus what the
+	// director changed since.
+	lastRead time.Time
 }
 
 // Options are the Director's collaborators.
@@ -53,9 +58,13 @@ type Options struct {
 	StatePath string
 	// Workers are extra handles on the same kernel for large plans.
 	Workers []Kernel
-	// DrainPath keeps the drained servers across restarts; "" keeps
-	// them in memory.
+	// DrainPath keeps the drain records across restarts and reboots;
+	// "" keeps them in memory.
 	DrainPath string
+	// OnDrains, if set, is given every drain record after each change,
+	// made here or merged from the peer (MergeDrains). It is called on
+	// the director's goroutine and must not block.
+	OnDrains func([]DrainRecord)
 	// Loop beats on every turn of Run's loop, and at least every
 	// liveness.Period; nil: nobody watches.
 	Loop *liveness.Loop
@@ -76,8 +85,9 @@ func New(opts Options) *Director {
 	rec.SetWorkers(opts.Workers...)
 	d := &Director{
 		rec:       rec,
-		drained:   map[DrainKey]bool{},
+		drained:   map[DrainKey]drainMark{},
 		drainPath: opts.DrainPath,
+		onDrains:  opts.OnDrains,
 		log:       opts.Logger,
 		reqs:      make(chan func(*state)),
 		ready:     make(chan struct{}),
@@ -163,6 +173,9 @@ func (d *Director) reconcile(st *state, full bool) Result {
 		refresh = d.rec.Refresh
 	}
 	drift, err := refresh()
+	if err == nil {
+		st.lastRead = time.Now()
+	}
 	if err != nil {
 		st.lastErr = err
 		d.rec.Counters.Errors.Add(1)
@@ -242,13 +255,16 @@ func (d *Director) WeightsChanged(ctx context.Context, service string) error {
 
 // Status is a snapshot for directorctl status.
 type Status struct {
-	Config        string          `json:"config"`
-	Node          string          `json:"node"`
-	Reconciles    int             `json:"reconciles"`
-	LastReconcile time.Time       `json:"last_good_reconcile"`
-	LastError     string          `json:"last_error,omitempty"`
-	Services      []ServiceStatus `json:"services"`
-	Foreign       []string        `json:"foreign_services,omitempty"`
+	Config        string    `json:"config"`
+	Node          string    `json:"node"`
+	Reconciles    int       `json:"reconciles"`
+	LastReconcile time.Time `json:"last_good_reconcile"`
+	// KernelRead is when the kernel's table was last read; the table
+	// shown is what it held then, with the director's own changes since.
+	KernelRead time.Time       `json:"kernel_read"`
+	LastError  string          `json:"last_error,omitempty"`
+	Services   []ServiceStatus `json:"services"`
+	Foreign    []string        `json:"foreign_services,omitempty"`
 }
 
 // ServiceStatus is one configured service as the kernel holds it.
@@ -283,19 +299,18 @@ type Health struct {
 	Error     string    `json:"error,omitempty"`
 }
 
-// Status reads the kernel and reports every configured service.
+// Status reports every configured service as the kernel held it at the
+// last read (see KernelRead). It never reads or writes the kernel:
+// looking must change nothing, and drift is the timer's and Reconcile's
+// to repair.
 func (d *Director) Status(ctx context.Context) (Status, error) {
 	var out Status
-	err := d.do(ctx, func(st *state) {
-		// A status is a moment to look again: it also repairs drift.
-		d.reconcile(st, false)
-		out = d.status(st)
-	})
+	err := d.do(ctx, func(st *state) { out = d.status(st) })
 	return out, err
 }
 
 func (d *Director) status(st *state) Status {
-	out := Status{Config: st.cfg.Path, Node: st.cfg.Node, Reconciles: st.reconcile, LastReconcile: st.lastOK}
+	out := Status{Config: st.cfg.Path, Node: st.cfg.Node, Reconciles: st.reconcile, LastReconcile: st.lastOK, KernelRead: st.lastRead}
 	if st.lastErr != nil {
 		out.LastError = st.lastErr.Error()
 	}
@@ -314,7 +329,7 @@ func (d *Director) status(st *state) Status {
 			}
 			ss.RealServers = append(ss.RealServers, ServerStatus{
 				Address: netip.AddrPortFrom(rs.Address, rs.Port).String(), Sorry: sorry,
-				Drained: !sorry && d.drained[DrainKey{s.Name, rs.AddrPort()}],
+				Drained: !sorry && d.drained[DrainKey{s.Name, rs.AddrPort()}].drained,
 				Forward: string(rs.Forward), ConfiguredWeight: rs.Weight, KernelWeight: kw,
 			})
 		}

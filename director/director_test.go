@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/directorlb/director/config"
 )
@@ -214,5 +215,34 @@ func TestDrainForgottenWhenServerLeaves(t *testing.T) {
 	st, _ := d.Status(ctx)
 	if st.Services[0].RealServers[0].Drained || st.Services[0].RealServers[0].KernelWeight != 5 {
 		t.Fatalf("a server that left and came back is still drained: %+v", st.Services[0].RealServers[0])
+	}
+}
+
+// Status reads nothing from the kernel and writes nothing to it: drift
+// stays until the timer or Reconcile repairs it, and the status says
+// when the kernel was last read.
+func TestStatusChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	k := newFakeKernel()
+	cfg := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 5)))
+	before := time.Now()
+	d, _ := startDirectorWith(t, k, Options{Kernel: k, Logger: quietLog()}, cfg)
+	_ = k.RemoveService(ServiceOf(&cfg.Services[0])) // drift behind directord's back
+	k.resetCalls()
+	st, err := d.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k.calls) != 0 {
+		t.Fatalf("status made kernel calls: %v", k.calls)
+	}
+	if len(k.table) != 0 {
+		t.Fatal("status repaired drift; that is the timer's job")
+	}
+	if st.KernelRead.Before(before) || st.KernelRead.After(time.Now()) {
+		t.Fatalf("status says the kernel was read at %v", st.KernelRead)
+	}
+	if res, err := d.Reconcile(ctx); err != nil || res.Applied != 2 {
+		t.Fatalf("reconcile after status: %+v %v", res, err)
 	}
 }

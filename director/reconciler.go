@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudflare/ipvs"
 	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/rootfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -550,9 +551,18 @@ func (r *Reconciler) loadOwned() {
 	if r.statePath == "" {
 		return
 	}
-	b, err := os.ReadFile(r.statePath)
+	// Only a file root wrote, in a directory only root can write, is
+	// believed: its word deletes services, so one planted by another
+	// user could empty the table. Refused, the record starts empty and
+	// nothing the config does not name is removed.
+	b, err := rootfile.ReadState(r.statePath, maxStateFile)
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case errors.Is(err, rootfile.ErrInsecure) || errors.Is(err, rootfile.ErrTooLarge):
+			r.log.Error("refusing the list of owned services: root alone did not write it; owning only what the config names and removing nothing on its word",
+				"path", r.statePath, "err", err)
+		default:
 			r.log.Warn("cannot read the list of owned services; owning only what the config names", "path", r.statePath, "err", err)
 		}
 		return
@@ -582,25 +592,15 @@ func (r *Reconciler) saveOwned() {
 	}
 }
 
+// maxStateFile bounds owned.json and the drains file: ~60 bytes an entry,
+// so room for far more services than IPVS holds.
+const maxStateFile = 16 << 20
+
+// writeFileAtomic writes a state file so that ReadState trusts it: root's,
+// replaced whole by rename and synced, in a directory made root's alone.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return rootfile.WriteFile(path, data, perm)
 }

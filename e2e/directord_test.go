@@ -36,13 +36,14 @@ func writeConfig(t testing.TB, dir, body string) string {
 	return path
 }
 
-// configHeader gives each daemon its own socket and a short reconcile
+// configHeader gives each daemon its own socket and state (drains) and a short reconcile
 // interval, so drift tests wait one short period. These scenarios are
 // about reconciling, not health: checks are off unless a test says
 // otherwise (TestDirectordHealthChecks). The ipvs block comes last, for
 // tests that add to it.
 func configHeader(dir string) string {
-	return fmt.Sprintf("control:\n  socket: %s\nmetrics:\n  listen: \"\"\ndefaults:\n  check: {type: none}\nipvs:\n  reconcile_interval: 1s\n", filepath.Join(dir, "ctl.sock"))
+	return fmt.Sprintf("state_dir: %s\ncontrol:\n  socket: %s\nmetrics:\n  listen: \"\"\ndefaults:\n  check: {type: none}\nipvs:\n  reconcile_interval: 1s\n",
+		filepath.Join(dir, "state"), filepath.Join(dir, "ctl.sock"))
 }
 
 // startDirectord starts directord in h and waits for it to say it is

@@ -67,7 +67,7 @@ type pairDir struct {
 	prio         int
 	dir          string
 	d            *daemon
-	env          []string
+	env          []string // set for the hook d.dir/hook at each start (writeHook)
 	startedCount int
 	vips         *vipReader
 	dead         bool // die cut its cables
@@ -118,6 +118,7 @@ func (d *pairDir) config() string {
 		fb = "true"
 	}
 	return fmt.Sprintf(`node: %s
+state_dir: %s
 control:
   socket: %s
 metrics:
@@ -149,8 +150,9 @@ failover:
     - {address: %s/24, interface: %s}
   ping_nodes: [192.0.2.1]
   sync: {interface: %s, sync_id: 10}
-%s`, d.name, filepath.Join(d.dir, "ctl.sock"), pairVIP, p.servicesWeight, d.prio, fb, p.keepalive, p.deadtime,
-		filepath.Join(d.dir, "authkey"), d.hbIf, d.peerHB, d.lanIf, pairVIP, d.lanIf, d.hbIf, p.extraFailover)
+%s`, d.name, filepath.Join(d.dir, "state"), filepath.Join(d.dir, "ctl.sock"), pairVIP, p.servicesWeight, d.prio, fb, p.keepalive, p.deadtime,
+		filepath.Join(d.dir, "authkey"), d.hbIf, d.peerHB, d.lanIf, pairVIP, d.lanIf, d.hbIf,
+		strings.ReplaceAll(p.extraFailover, "{hook}", filepath.Join(d.dir, hookName)))
 }
 
 // start starts directord on d and waits until it is ready.
@@ -161,7 +163,9 @@ func (d *pairDir) start() {
 	lw := topo.NewLogWatch(os.Stdout, fmt.Sprintf("[%s directord] ", d.name))
 	cmd := exec.Command("/bin/directord", "-config", path)
 	cmd.Stdout, cmd.Stderr = lw, lw
-	cmd.Env = append(os.Environ(), d.env...)
+	if len(d.env) > 0 {
+		writeHook(t, d.dir, d.env)
+	}
 	// At the nice value its systemd unit gives it: the pair's timing is
 	// measured as it is deployed.
 	proc, err := d.h.StartCmdNice(cmd, directordNice)
@@ -1219,11 +1223,7 @@ func TestFailoverAutoFailback(t *testing.T) {
 // on each role change, and status shows the pair.
 func TestFailoverSwitchover(t *testing.T) {
 	p := newPairLab(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.extraFailover = "  notify: " + self + "\n"
+	p.extraFailover = "  notify: {hook}\n"
 	d1, d2 := p.dirs[0], p.dirs[1]
 	for _, d := range p.dirs {
 		d.env = []string{helperEnv + "=hook", "DIRECTOR_E2E_HOOK_LOG=" + p.hookLog + "." + d.name}
@@ -1281,11 +1281,7 @@ func TestFailoverSwitchover(t *testing.T) {
 // only when the fence hook succeeds, and tells it which peer.
 func TestFailoverFence(t *testing.T) {
 	p := newPairLab(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.extraFailover = "  fence: " + self + "\n"
+	p.extraFailover = "  fence: {hook}\n"
 	d1, d2 := p.dirs[0], p.dirs[1]
 	fenceLog := p.hookLog + ".fence"
 	d2.env = []string{helperEnv + "=hook", "DIRECTOR_E2E_HOOK_LOG=" + fenceLog, "DIRECTOR_E2E_HOOK_EXIT=1"}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -36,7 +37,42 @@ var e2eHelpers = map[string]func(args []string) int{
 	},
 }
 
+// hookName is the name this binary is run by as a hook: directord gives
+// hooks a stated environment, none of its own, so the helper's settings
+// are in a file beside it (writeHook).
+const hookName = "hook"
+
+// writeHook makes dir/hook this binary, run as a hook with env set.
+func writeHook(t testing.TB, dir string, env []string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, hookName)
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(self, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".env", []byte(strings.Join(env, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == hookName {
+		b, err := os.ReadFile(os.Args[0] + ".env")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		for _, kv := range strings.Fields(string(b)) {
+			name, value, _ := strings.Cut(kv, "=")
+			os.Setenv(name, value)
+		}
+	}
 	if name := os.Getenv(helperEnv); name != "" {
 		h, ok := e2eHelpers[name]
 		if !ok {

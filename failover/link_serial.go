@@ -60,10 +60,15 @@ type serialLink struct {
 }
 
 // OpenSerial opens the tty at path in raw mode at 115200 baud, 8N1,
-// ignoring modem control lines and without flow control.
+// ignoring modem control lines and without flow control. It is opened
+// once: LinkSpec.Open gives a link that reopens it when reading fails.
 func OpenSerial(path string) (Link, error) {
 	name := "serial " + path
-	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	// O_NONBLOCK: the open must not wait for a carrier, which a line
+	// whose CLOCAL is not yet set does; the link is reopened by its
+	// reader, which a stop waits for. The file is read through Go's
+	// poller, non-blocking anyway.
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

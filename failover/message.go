@@ -12,6 +12,10 @@ const (
 	// KindLeaving is sent on a graceful stop, so the peer takes over at
 	// once instead of waiting for deadtime.
 	KindLeaving Kind = 2
+	// KindDrains carries the operator's drain records, when they change
+	// and whenever the peer's drain digest differs. It is a heartbeat
+	// too: every other field is as in KindHeartbeat.
+	KindDrains Kind = 3
 )
 
 // Message is one heartbeat, as the sender states it. On the wire it is
@@ -38,6 +42,15 @@ type Message struct {
 	// counts those requests, so the receiver can tell a new one.
 	Pref    int8
 	PrefSeq uint32
+	// DrainDigest summarises the sender's drain records (DrainDigest),
+	// so the pair can tell when they differ.
+	DrainDigest [8]byte
+	// Drains are drain records, on a KindDrains message only.
+	Drains []DrainRecord
+	// Version is the wire format: 0 for the current one, 1 for an
+	// earlier release's, which has no drains (DrainDigest is zero). A
+	// director answers in the version its peer speaks.
+	Version uint8
 }
 
 // MaxNodeName is the longest node name a message carries.

@@ -75,7 +75,12 @@ type NodeConfig struct {
 	// ProbeVIPs asks the network whether anything still answers for the
 	// VIPs (ProbeVIPs in vipprobe.go); nil: no probe.
 	ProbeVIPs func(ctx context.Context) ([]VIPAnswer, error)
-	Log       *slog.Logger
+	// Drains are this director's drain records at start; OnDrains is
+	// given the records the peer sends, on the node's goroutine (it must
+	// not block). SetDrains replaces the records later.
+	Drains   []DrainRecord
+	OnDrains func([]DrainRecord)
+	Log      *slog.Logger
 	// Loop beats on every turn of the state goroutine (liveness); nil:
 	// nobody watches.
 	Loop *liveness.Loop
@@ -192,6 +197,11 @@ type state struct {
 	probes []probeResult
 	events chan func(*state)
 	notify chan Role
+	// drains are the records the peer is told of (node_drains.go).
+	drains drainState
+	// peerVersion is the wire format the peer last spoke (0: the
+	// current one); this director answers in it.
+	peerVersion uint8
 	// transitions counts role changes by the role entered.
 	transitions [len(roleNames)]uint64
 }
@@ -351,6 +361,7 @@ func (n *Node) Run(ctx context.Context) error {
 		notify: make(chan Role, 64),
 	}
 	s.digestOK = true
+	s.drains.set(n.cfg.Drains)
 	// A VIP left from an earlier run, or added by hand, must not stay on
 	// a director that is not active; the backup sync daemon keeps this
 	// director's connection table warm in every role.
@@ -415,6 +426,7 @@ func (n *Node) Run(ctx context.Context) error {
 			lastTick = time.Now()
 			s.drain(ctx, frames)
 			s.send(KindHeartbeat)
+			s.sendPendingDrains(lastTick)
 			s.probe(ctx, lastTick)
 			s.checkInterfaces()
 		case <-deadline.C:
@@ -507,6 +519,10 @@ func (s *state) heard(ctx context.Context, f received) {
 		n.log.Debug("failover: a heartbeat of the peer's earlier boot refused", "link", n.cfg.Links[f.link].Name(), "boot", fmt.Sprintf("%016x", m.Boot), "sent", m.Time)
 		return
 	}
+	// Before the check for copies heard on another link: records are
+	// merged, not replaced, so a copy does no harm, and a message
+	// overtaken by the next on another link still counts.
+	s.heardDrains(m, f.at)
 	if s.newest.Node == m.Node && s.newest.Boot == m.Boot && m.Seq <= s.newest.Seq {
 		// Already heard on another link; only the liveness of the
 		// peer moves on.
@@ -953,8 +969,14 @@ func (s *state) leave() {
 }
 
 // send sends one message on every link.
-func (s *state) send(kind Kind) {
+func (s *state) send(kind Kind) { s.sendMessage(kind, nil) }
+
+// sendMessage sends one message, with drain records on a KindDrains.
+func (s *state) sendMessage(kind Kind, drains []DrainRecord) {
 	n := s.n
+	if kind == KindDrains && s.peerVersion != 0 {
+		return // an earlier release's peer cannot read them
+	}
 	s.seq++
 	pref, prefSeq := s.el.Pref()
 	m := Message{
@@ -970,6 +992,9 @@ func (s *state) send(kind Kind) {
 		PingTotal:    uint8(min(n.cfg.PingTotal, 255)),
 		Pref:         pref,
 		PrefSeq:      prefSeq,
+		DrainDigest:  s.drains.digest,
+		Drains:       drains,
+		Version:      s.peerVersion,
 	}
 	if !s.el.PingKnown() {
 		m.PingReached, m.PingTotal = 0, 0

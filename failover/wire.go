@@ -19,39 +19,54 @@ var (
 
 // The frame, all integers big-endian:
 //
-//	magic "DRHB" | version 1 | kind 1 | role 1 | priority 1 |
+//	magic "DRHB" | version 2 | kind 1 | role 1 | priority 1 |
 //	boot 8 | seq 8 | time (unix ns) 8 | config digest 16 |
 //	ping reached 1 | ping total 1 | pref 1 | pref seq 4 |
-//	name length 1 | name | HMAC-SHA256 32
+//	drain digest 8 | name length 1 | name | payload length 2 | payload |
+//	HMAC-SHA256 32
 //
-// The MAC covers every byte before it. The name length is the only field
-// read before the MAC is verified (with magic and version, which say how
-// to read it).
+// The MAC covers every byte before it. The name and payload lengths are
+// the only fields read before the MAC is verified (with magic and
+// version, which say how to read them). Only KindDrains has a payload:
+// drain records (drains.go).
+//
+// Version 1, an earlier release's, has neither the drain digest nor the
+// payload length and payload: the name is followed by the MAC. Both are
+// read; a director answers a peer that speaks version 1 in version 1 (see
+// Message.Version), so a pair upgraded one director at a time keeps
+// hearing itself, and shares drains once both speak version 2.
 const (
 	wireMagic   = "DRHB"
-	wireVersion = 1
+	wireVersion = 2
 
-	wireOffVersion  = 4
-	wireOffKind     = 5
-	wireOffRole     = 6
-	wireOffPriority = 7
-	wireOffBoot     = 8
-	wireOffSeq      = 16
-	wireOffTime     = 24
-	wireOffDigest   = 32
-	wireOffReached  = 48
-	wireOffTotal    = 49
-	wireOffPref     = 50
-	wireOffPrefSeq  = 51
-	wireOffNameLen  = 55
-	wireOffName     = 56
+	wireLegacyVersion    = 1
+	wireLegacyOffNameLen = 55
+	wireLegacyOffName    = 56
 
-	wireMACSize = sha256.Size
+	wireOffVersion     = 4
+	wireOffKind        = 5
+	wireOffRole        = 6
+	wireOffPriority    = 7
+	wireOffBoot        = 8
+	wireOffSeq         = 16
+	wireOffTime        = 24
+	wireOffDigest      = 32
+	wireOffReached     = 48
+	wireOffTotal       = 49
+	wireOffPref        = 50
+	wireOffPrefSeq     = 51
+	wireOffDrainDigest = 55
+	wireOffNameLen     = 63
+	wireOffName        = 64
 
-	// MinFrameSize and MaxFrameSize bound an encoded heartbeat: a buffer
-	// of MaxFrameSize bytes always holds a whole one.
-	MinFrameSize = wireOffName + 1 + wireMACSize
-	MaxFrameSize = wireOffName + MaxNodeName + wireMACSize
+	wirePayloadLenSize = 2
+	wireMACSize        = sha256.Size
+
+	// MinFrameSize and MaxFrameSize bound an encoded message: a buffer
+	// of MaxFrameSize bytes always holds a whole one. MaxFrameSize is
+	// what a serial link carries in one frame.
+	MinFrameSize = wireLegacyOffName + 1 + wireMACSize
+	MaxFrameSize = 1024
 )
 
 // Encode serialises m and authenticates it with key.
@@ -62,9 +77,49 @@ func Encode(key []byte, m Message) ([]byte, error) {
 	if err := wireValidate(m); err != nil {
 		return nil, fmt.Errorf("encode heartbeat: %w", err)
 	}
-	b := make([]byte, wireOffName+len(m.Node), wireOffName+len(m.Node)+wireMACSize)
+	if m.Version == wireLegacyVersion {
+		return encodeLegacy(key, m)
+	}
+	if m.Version != 0 {
+		return nil, fmt.Errorf("encode heartbeat: version %d", m.Version)
+	}
+	b := make([]byte, wireOffName+len(m.Node), MaxFrameSize)
+	putHeader(b, m, wireVersion)
+	copy(b[wireOffDrainDigest:wireOffNameLen], m.DrainDigest[:])
+	b[wireOffNameLen] = byte(len(m.Node))
+	copy(b[wireOffName:], m.Node)
+	var payload []byte
+	if m.Kind == KindDrains {
+		var err error
+		if payload, err = appendDrains(nil, m.Drains); err != nil {
+			return nil, fmt.Errorf("encode heartbeat: %w", err)
+		}
+	}
+	if len(b)+wirePayloadLenSize+len(payload)+wireMACSize > MaxFrameSize {
+		return nil, fmt.Errorf("encode heartbeat: %d bytes of drain records do not fit a frame", len(payload))
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(payload)))
+	b = append(b, payload...)
+	return append(b, wireMAC(key, b)...), nil
+}
+
+// encodeLegacy writes version 1, which carries no drains.
+func encodeLegacy(key []byte, m Message) ([]byte, error) {
+	if m.Kind == KindDrains {
+		return nil, errors.New("encode heartbeat: version 1 carries no drain records")
+	}
+	b := make([]byte, wireLegacyOffName+len(m.Node), wireLegacyOffName+len(m.Node)+wireMACSize)
+	putHeader(b, m, wireLegacyVersion)
+	b[wireLegacyOffNameLen] = byte(len(m.Node))
+	copy(b[wireLegacyOffName:], m.Node)
+	return append(b, wireMAC(key, b)...), nil
+}
+
+// putHeader writes what both versions share: everything before the drain
+// digest (version 2) or the name length (version 1).
+func putHeader(b []byte, m Message, version byte) {
 	copy(b, wireMagic)
-	b[wireOffVersion] = wireVersion
+	b[wireOffVersion] = version
 	b[wireOffKind] = byte(m.Kind)
 	b[wireOffRole] = byte(m.Role)
 	b[wireOffPriority] = m.Priority
@@ -76,9 +131,6 @@ func Encode(key []byte, m Message) ([]byte, error) {
 	b[wireOffTotal] = m.PingTotal
 	b[wireOffPref] = byte(m.Pref)
 	binary.BigEndian.PutUint32(b[wireOffPrefSeq:], m.PrefSeq)
-	b[wireOffNameLen] = byte(len(m.Node))
-	copy(b[wireOffName:], m.Node)
-	return append(b, wireMAC(key, b)...), nil
 }
 
 // Decode authenticates b with key and parses it. The returned Time is in
@@ -93,20 +145,77 @@ func Decode(key []byte, b []byte) (Message, error) {
 	if string(b[:wireOffVersion]) != wireMagic {
 		return Message{}, fmt.Errorf("%w: bad magic %q", ErrMalformed, b[:wireOffVersion])
 	}
-	if b[wireOffVersion] != wireVersion {
-		return Message{}, fmt.Errorf("%w: version %d, want %d", ErrMalformed, b[wireOffVersion], wireVersion)
+	if len(b) > MaxFrameSize {
+		return Message{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(b), MaxFrameSize)
+	}
+	switch b[wireOffVersion] {
+	case wireVersion:
+	case wireLegacyVersion:
+		return decodeLegacy(key, b)
+	default:
+		return Message{}, fmt.Errorf("%w: version %d, want %d or %d", ErrMalformed, b[wireOffVersion], wireVersion, wireLegacyVersion)
+	}
+	if len(b) < wireOffName+1+wirePayloadLenSize+wireMACSize {
+		return Message{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrMalformed, len(b), wireOffName+1+wirePayloadLenSize+wireMACSize)
 	}
 	nameLen := int(b[wireOffNameLen])
-	if want := wireOffName + nameLen + wireMACSize; len(b) != want {
-		return Message{}, fmt.Errorf("%w: %d bytes, but a name of %d bytes makes %d", ErrMalformed, len(b), nameLen, want)
+	offPayload := wireOffName + nameLen + wirePayloadLenSize
+	if offPayload+wireMACSize > len(b) {
+		return Message{}, fmt.Errorf("%w: %d bytes, but a name of %d bytes makes at least %d", ErrMalformed, len(b), nameLen, offPayload+wireMACSize)
+	}
+	payloadLen := int(binary.BigEndian.Uint16(b[offPayload-wirePayloadLenSize:]))
+	if want := offPayload + payloadLen + wireMACSize; len(b) != want {
+		return Message{}, fmt.Errorf("%w: %d bytes, but a name of %d bytes and a payload of %d make %d", ErrMalformed, len(b), nameLen, payloadLen, want)
 	}
 	body, mac := b[:len(b)-wireMACSize], b[len(b)-wireMACSize:]
 	if !hmac.Equal(mac, wireMAC(key, body)) {
 		return Message{}, ErrBadMAC
 	}
+	m := header(b)
+	m.Node = string(b[wireOffName : wireOffName+nameLen])
+	copy(m.DrainDigest[:], b[wireOffDrainDigest:wireOffNameLen])
+	switch payload := b[offPayload : offPayload+payloadLen]; {
+	case m.Kind == KindDrains:
+		recs, err := parseDrains(payload)
+		if err != nil {
+			return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		m.Drains = recs
+	case payloadLen != 0:
+		return Message{}, fmt.Errorf("%w: a payload of %d bytes on a message of kind %d", ErrMalformed, payloadLen, m.Kind)
+	}
+	if err := wireValidate(m); err != nil {
+		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// decodeLegacy reads version 1: no drain digest, no payload.
+func decodeLegacy(key, b []byte) (Message, error) {
+	nameLen := int(b[wireLegacyOffNameLen])
+	if want := wireLegacyOffName + nameLen + wireMACSize; len(b) != want {
+		return Message{}, fmt.Errorf("%w: %d bytes, but a version 1 name of %d bytes makes %d", ErrMalformed, len(b), nameLen, want)
+	}
+	body, mac := b[:len(b)-wireMACSize], b[len(b)-wireMACSize:]
+	if !hmac.Equal(mac, wireMAC(key, body)) {
+		return Message{}, ErrBadMAC
+	}
+	m := header(b)
+	m.Node = string(b[wireLegacyOffName : wireLegacyOffName+nameLen])
+	m.Version = wireLegacyVersion
+	if m.Kind == KindDrains {
+		return Message{}, fmt.Errorf("%w: drain records in version 1", ErrMalformed)
+	}
+	if err := wireValidate(m); err != nil {
+		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// header reads what both versions share, once the MAC is verified.
+func header(b []byte) Message {
 	m := Message{
 		Kind:        Kind(b[wireOffKind]),
-		Node:        string(b[wireOffName : wireOffName+nameLen]),
 		Priority:    b[wireOffPriority],
 		Role:        Role(b[wireOffRole]),
 		Boot:        binary.BigEndian.Uint64(b[wireOffBoot:]),
@@ -118,10 +227,7 @@ func Decode(key []byte, b []byte) (Message, error) {
 		PrefSeq:     binary.BigEndian.Uint32(b[wireOffPrefSeq:]),
 	}
 	copy(m.ConfigDigest[:], b[wireOffDigest:wireOffReached])
-	if err := wireValidate(m); err != nil {
-		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	return m, nil
+	return m
 }
 
 func wireMAC(key, body []byte) []byte {
@@ -140,7 +246,7 @@ var (
 // accepts, Encode writes back byte for byte.
 func wireValidate(m Message) error {
 	switch m.Kind {
-	case KindHeartbeat, KindLeaving:
+	case KindHeartbeat, KindLeaving, KindDrains:
 	default:
 		return fmt.Errorf("unknown kind %d", m.Kind)
 	}
@@ -160,6 +266,9 @@ func wireValidate(m Message) error {
 	}
 	if m.Pref < -1 || m.Pref > 1 {
 		return fmt.Errorf("preference %d, want -1, 0 or 1", m.Pref)
+	}
+	if m.Kind != KindDrains && len(m.Drains) > 0 {
+		return fmt.Errorf("drain records on a message of kind %d", m.Kind)
 	}
 	return nil
 }

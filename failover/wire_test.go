@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ func wireTestMessage() Message {
 		Seq:          42,
 		Time:         time.Unix(1700000000, 123456789),
 		ConfigDigest: [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		DrainDigest:  [8]byte{0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8},
 		PingReached:  1,
 		PingTotal:    2,
 		Pref:         -1,
@@ -43,8 +46,11 @@ func wireMustEncode(t testing.TB, m Message) []byte {
 // as an instant, not by its location or monotonic reading.
 func wireSameMessage(a, b Message) bool {
 	ta, tb := a.Time, b.Time
-	a.Time, b.Time = time.Time{}, time.Time{}
-	return a == b && ta.Equal(tb)
+	da, db := a.Drains, b.Drains
+	a.Time, b.Time, a.Drains, b.Drains = time.Time{}, time.Time{}, nil, nil
+	return reflect.DeepEqual(a, b) && ta.Equal(tb) && slices.EqualFunc(da, db, func(x, y DrainRecord) bool {
+		return x.Service == y.Service && x.Server == y.Server && x.Drained == y.Drained && x.At.Equal(y.At)
+	})
 }
 
 // wireRemac replaces a frame's MAC by a valid one, so that a test can reach
@@ -62,12 +68,41 @@ func wireWithName(frame []byte, name string) []byte {
 	b := append([]byte(nil), frame[:wireOffNameLen]...)
 	b = append(b, byte(len(name)))
 	b = append(b, name...)
+	b = append(b, 0, 0) // no payload
 	b = append(b, make([]byte, wireMACSize)...)
 	return wireRemac(wireTestKey, b)
 }
 
 func TestEncodeLayout(t *testing.T) {
 	m := wireTestMessage()
+	got := wireMustEncode(t, m)
+
+	var want []byte
+	want = append(want, "DRHB"...)
+	want = append(want, 2, byte(KindHeartbeat), byte(RoleActive), 150)
+	want = binary.BigEndian.AppendUint64(want, m.Boot)
+	want = binary.BigEndian.AppendUint64(want, 42)
+	want = binary.BigEndian.AppendUint64(want, uint64(m.Time.UnixNano()))
+	want = append(want, m.ConfigDigest[:]...)
+	want = append(want, 1, 2, 0xff)
+	want = binary.BigEndian.AppendUint32(want, 7)
+	want = append(want, m.DrainDigest[:]...)
+	want = append(want, 3, 'l', 'b', '1')
+	want = append(want, 0, 0) // no payload
+	h := hmac.New(sha256.New, wireTestKey)
+	h.Write(want)
+	want = h.Sum(want)
+
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Encode:\n got %x\nwant %x", got, want)
+	}
+}
+
+// Version 1 is the earlier release's layout, byte for byte: no drain
+// digest, no payload.
+func TestEncodeLegacyLayout(t *testing.T) {
+	m := wireTestMessage()
+	m.Version, m.DrainDigest = 1, [8]byte{}
 	got := wireMustEncode(t, m)
 
 	var want []byte
@@ -83,9 +118,16 @@ func TestEncodeLayout(t *testing.T) {
 	h := hmac.New(sha256.New, wireTestKey)
 	h.Write(want)
 	want = h.Sum(want)
-
 	if !bytes.Equal(got, want) {
-		t.Fatalf("Encode:\n got %x\nwant %x", got, want)
+		t.Fatalf("Encode version 1:\n got %x\nwant %x", got, want)
+	}
+	back, err := Decode(wireTestKey, want)
+	if err != nil || !wireSameMessage(back, m) {
+		t.Fatalf("Decode version 1: %+v, %v; want %+v", back, err, m)
+	}
+	m.Kind, m.Drains = KindDrains, drainTestRecords(1)
+	if _, err := Encode(wireTestKey, m); err == nil {
+		t.Fatal("encoded drain records in version 1")
 	}
 }
 
@@ -96,6 +138,8 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"as is", func(*Message) {}},
 		{"leaving", func(m *Message) { m.Kind = KindLeaving }},
+		{"drains", func(m *Message) { m.Kind, m.Drains, m.DrainDigest = KindDrains, drainTestRecords(9), [8]byte{1, 2, 3} }},
+		{"no drains", func(m *Message) { m.Kind = KindDrains }},
 		{"every role", nil},
 		{"longest name", func(m *Message) { m.Node = strings.Repeat("n", MaxNodeName) }},
 		{"one byte name", func(m *Message) { m.Node = "x" }},
@@ -156,7 +200,9 @@ func TestEncodeRefuses(t *testing.T) {
 		{"name not utf-8", wireTestKey, func(m *Message) { m.Node = "lb\xff" }},
 		{"name with newline", wireTestKey, func(m *Message) { m.Node = "lb\n1" }},
 		{"kind zero", wireTestKey, func(m *Message) { m.Kind = 0 }},
-		{"unknown kind", wireTestKey, func(m *Message) { m.Kind = 3 }},
+		{"unknown kind", wireTestKey, func(m *Message) { m.Kind = 4 }},
+		{"drains on a heartbeat", wireTestKey, func(m *Message) { m.Drains = drainTestRecords(1) }},
+		{"drains past a frame", wireTestKey, func(m *Message) { m.Kind, m.Drains = KindDrains, drainTestRecords(60) }},
 		{"unknown role", wireTestKey, func(m *Message) { m.Role = RoleFault + 1 }},
 		{"zero time", wireTestKey, func(m *Message) { m.Time = time.Time{} }},
 		{"time after 2262", wireTestKey, func(m *Message) { m.Time = wireMaxTime.Add(time.Nanosecond) }},
@@ -196,7 +242,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"trailing byte, wireRemac'd", wireTestKey, wireRemac(wireTestKey, append(append([]byte(nil), valid...), 0)), ErrMalformed},
 		{"bad magic", wireTestKey, setAndRemac(0, 'X'), ErrMalformed},
 		{"version 0", wireTestKey, setAndRemac(wireOffVersion, 0), ErrMalformed},
-		{"version 2", wireTestKey, setAndRemac(wireOffVersion, 2), ErrMalformed},
+		{"version 1", wireTestKey, setAndRemac(wireOffVersion, 1), ErrMalformed},
+		{"version 3", wireTestKey, setAndRemac(wireOffVersion, 3), ErrMalformed},
 		{"name length past the end", wireTestKey, setAndRemac(wireOffNameLen, 200), ErrMalformed},
 		{"name length short of the end", wireTestKey, setAndRemac(wireOffNameLen, 2), ErrMalformed},
 		{"wrong key", []byte("another key of sixteen"), valid, ErrBadMAC},
@@ -258,6 +305,8 @@ func FuzzDecode(f *testing.F) {
 		func(m *Message) { m.Kind, m.Role, m.Pref = KindLeaving, RoleStandby, 1 },
 		func(m *Message) { m.Node = strings.Repeat("é", MaxNodeName/2) },
 		func(m *Message) { m.Node, m.Time = "b", time.Unix(0, 0) },
+		func(m *Message) { m.Kind, m.Drains = KindDrains, drainTestRecords(5) },
+		func(m *Message) { m.Version, m.DrainDigest = 1, [8]byte{} },
 	} {
 		m := wireTestMessage()
 		edit(&m)

@@ -270,8 +270,9 @@ func schedFlagNames(s *ipvs.Service) string {
 	return string(names)
 }
 
-// forwardName is fwd_name; glibc prints a NULL string as "(null)".
-func forwardName(m ipvs.ForwardType) string {
+// ForwardName is ipvsadm's fwd_name: Masq, Local, Tunnel, Route; glibc
+// prints a NULL string as "(null)".
+func ForwardName(m ipvs.ForwardType) string {
 	switch m & 7 {
 	case ipvs.Masquerade:
 		return "Masq"
@@ -379,9 +380,9 @@ func (p *printer) dest(e *ipvs.DestinationExtended, proto ipvs.Protocol, svcName
 		if ti == "" {
 			ti = "n/a"
 		}
-		p.printf("  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, forwardName(d.FwdMethod), ti, weight, e.ActiveConnections, e.InactiveConnections)
+		p.printf("  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, ForwardName(d.FwdMethod), ti, weight, e.ActiveConnections, e.InactiveConnections)
 	default:
-		p.printf("  -> %-28s %-7s %-6d %-10d %-10d\n", dname, forwardName(d.FwdMethod), weight, e.ActiveConnections, e.InactiveConnections)
+		p.printf("  -> %-28s %-7s %-6d %-10d %-10d\n", dname, ForwardName(d.FwdMethod), weight, e.ActiveConnections, e.InactiveConnections)
 	}
 }
 

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/directorlb/director/director"
@@ -11,21 +12,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// pairCollector reads the failover node at scrape time.
-type pairCollector struct {
-	status func(ctx context.Context) (*failover.Status, error)
+// statusFunc reads the failover node's status: a nil Status while the
+// node has not started.
+type statusFunc func(ctx context.Context) (*failover.Status, error)
 
-	role, peerRole, transitions, sent, received, sendErrors, linkUp, age,
+// pairCollector reads the failover node at scrape time. Without a node
+// (no failover block) the director is single: it always holds its VIPs,
+// so it reports the role active, and director_failover_configured 0 tells
+// it from a pair's active director.
+type pairCollector struct {
+	// status is set by SetPair for one of a pair, nil for a single
+	// director; atomic because a scrape may already run then.
+	status atomic.Pointer[statusFunc]
+
+	configured, role, peerRole, transitions, sent, received, sendErrors, linkUp, age,
 	rejected, peerAlive, mismatch, pingReached, pingTotal, syncd, vip *prometheus.Desc
 }
 
-func newPairCollector(status func(ctx context.Context) (*failover.Status, error)) *pairCollector {
+func newPairCollector() *pairCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("director_failover_"+name, help, labels, nil)
 	}
 	return &pairCollector{
-		status:      status,
-		role:        d("role", "1 for this director's current role (active, standby, init, fault), 0 for the others.", "role"),
+		configured:  d("configured", "1 if this director has a failover block (one of a pair), 0 for a single director."),
+		role:        d("role", "1 for this director's current role (active, standby, init, fault), 0 for the others; a single director is always active.", "role"),
 		peerRole:    d("peer_role", "1 for the role the peer last announced, 0 for the others.", "role"),
 		transitions: d("transitions_total", "Role changes, by the role entered.", "to"),
 		sent:        d("heartbeats_sent_total", "Heartbeats sent, per link.", "link"),
@@ -43,21 +53,39 @@ func newPairCollector(status func(ctx context.Context) (*failover.Status, error)
 	}
 }
 
-func (c *pairCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+// setPair makes the collector read the failover node through status.
+func (c *pairCollector) setPair(status statusFunc) { c.status.Store(&status) }
+
+// Describe lists every family, so that registering reads no status (the
+// node may not exist yet) and the families may change from single to pair.
+func (c *pairCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.configured, c.role, c.peerRole, c.transitions, c.sent, c.received,
+		c.sendErrors, c.linkUp, c.age, c.rejected, c.peerAlive, c.mismatch, c.pingReached, c.pingTotal, c.syncd, c.vip} {
+		ch <- d
+	}
+}
 
 func (c *pairCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	status := c.status.Load()
+	gauge(c.configured, boolValue(status != nil))
+	if status == nil {
+		for _, r := range failover.Roles {
+			gauge(c.role, boolValue(r == failover.RoleActive), r.String())
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, err := c.status(ctx)
+	st, err := (*status)(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.role, err)
 		return
 	}
 	if st == nil {
 		return // the node has not started yet
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)

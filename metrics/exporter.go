@@ -8,11 +8,8 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,11 +49,21 @@ type Exporter struct {
 	reloads       *prometheus.CounterVec
 	reloadOK      prometheus.Gauge
 	reloadAt      prometheus.Gauge
-	// mu serialises scrapes: a second concurrent one would double the
-	// kernel reads for the same numbers. It guards view, the kernel
-	// families' memory, kept from one scrape to the next.
-	mu   sync.Mutex
-	view kernelView
+	// mu serialises gathers (see scrape.go). It guards view, the kernel
+	// families' memory, and the compressor, kept from one scrape to the
+	// next, and the last page's size.
+	mu       sync.Mutex
+	view     kernelView
+	zw       *gzip.Writer
+	bw       *bufio.Writer
+	lastPage int
+	// fmu guards flight, the gather in progress that scrapes join, and
+	// spare, a released page's buffer for the next gather.
+	fmu    sync.Mutex
+	flight *page
+	spare  []byte
+	// pair reports the failover role: a single director's until SetPair.
+	pair *pairCollector
 }
 
 // New builds an Exporter over src.
@@ -65,8 +72,9 @@ func New(src Sources) *Exporter {
 		src.Log = slog.Default()
 	}
 	e := &Exporter{
-		src: src,
-		reg: prometheus.NewRegistry(),
+		src:  src,
+		reg:  prometheus.NewRegistry(),
+		pair: newPairCollector(),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "director_check_duration_seconds",
 			Help:    "How long each health-check probe took, by check type.",
@@ -100,7 +108,7 @@ func New(src Sources) *Exporter {
 	e.reloadOK.Set(1)
 	e.reloadAt.SetToCurrentTime()
 	e.reg.MustRegister(e.checkDuration, e.checkResults, e.reconcileDur, e.reloads, e.reloadOK, e.reloadAt,
-		buildInfo(),
+		buildInfo(), e.pair,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -114,10 +122,11 @@ func New(src Sources) *Exporter {
 	return e
 }
 
-// SetPair adds the failover node's metrics; status is called at each
-// scrape. Call before serving.
+// SetPair makes the director one of a pair: the failover node's metrics
+// replace the single director's role, and status is called at each
+// scrape. Safe while scrapes run.
 func (e *Exporter) SetPair(status func(ctx context.Context) (*failover.Status, error)) {
-	e.reg.MustRegister(newPairCollector(status))
+	e.pair.setPair(status)
 }
 
 // CheckResult records one probe run (checks.Engine.OnResult).
@@ -178,37 +187,6 @@ func (e *Exporter) write(w *bufio.Writer) error {
 	return w.Flush()
 }
 
-func (e *Exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if !e.mu.TryLock() {
-		http.Error(w, "a scrape is already running", http.StatusTooManyRequests)
-		return
-	}
-	defer e.mu.Unlock()
-	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	var out io.Writer = w
-	if acceptsGzip(r) {
-		w.Header().Set("Content-Encoding", "gzip")
-		// BestSpeed: a large farm's page is tens of megabytes, and the
-		// scrape must stay well under Prometheus's timeout.
-		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		defer gz.Close()
-		out = gz
-	}
-	bw := bufio.NewWriterSize(out, 64<<10)
-	if err := e.write(bw); err != nil && !errors.Is(err, net.ErrClosed) {
-		e.src.Log.Debug("metrics: scrape ended early", "err", err)
-	}
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		if enc, _, _ := strings.Cut(strings.TrimSpace(part), ";"); enc == "gzip" {
-			return true
-		}
-	}
-	return false
-}
-
 // Healthy reports whether every loop is turning, and a line per loop.
 func (e *Exporter) Healthy() (bool, string) {
 	if e.src.Loops == nil {
@@ -242,19 +220,4 @@ func (e *Exporter) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
-}
-
-// Serve serves the handler on l until ctx ends.
-func (e *Exporter) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	return nil
 }

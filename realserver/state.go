@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/directorlb/director/rootfile"
 )
 
 // DefaultState is where up records what it changed, for down. Under /run
@@ -76,18 +77,21 @@ var ErrDamagedState = errors.New("damaged state file")
 // Store is the state file at one path.
 type Store struct{ Path string }
 
-// Load reads the state, or nil if there is none.
+// Load reads the state, or nil if there is none. Only a state file root
+// wrote, in a directory only root can write, is read: down undoes what it
+// says, so one planted by another user could make down delete an
+// interface or rewrite sysctls. Anything else is refused, changing
+// nothing; a FIFO there is refused without blocking.
 func (s Store) Load() (*State, error) {
-	f, err := os.Open(s.Path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := rootfile.ReadState(s.Path, maxStateSize)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
-	if err != nil {
+	case errors.Is(err, rootfile.ErrTooLarge):
+		return nil, fmt.Errorf("state %s: larger than %d bytes: %w", s.Path, maxStateSize, ErrDamagedState)
+	case errors.Is(err, rootfile.ErrInsecure):
+		return nil, fmt.Errorf("refusing the state file, nothing was changed: %w", err)
+	case err != nil:
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	return parseState(s.Path, data)
@@ -168,8 +172,9 @@ func validLinkName(s string) bool {
 	return true
 }
 
-// Save writes the state atomically: a crash leaves the old file or the
-// new one, never half of either.
+// Save writes the state atomically, as Load trusts it: root's, mode 0644,
+// in a directory created 0755; a crash leaves the old file or the new
+// one, never half of either.
 func (s Store) Save(st *State) error {
 	st.Version = stateVersion
 	data, err := json.MarshalIndent(st, "", "  ")
@@ -181,26 +186,7 @@ func (s Store) Save(st *State) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".state-*")
-	if err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.Path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := rootfile.WriteFile(s.Path, data, 0o644); err != nil {
 		return fmt.Errorf("state: save %s: %w", s.Path, err)
 	}
 	return nil

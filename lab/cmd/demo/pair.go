@@ -22,12 +22,13 @@ import (
 const pairVIP = "192.0.2.10"
 
 const pairConfig = `node: %[1]s
+state_dir: %[8]s
 control:
   socket: %[2]s
 metrics:
   listen: ""
 defaults:
-  check: {type: tcp, interval: 200ms, timeout: 500ms, rise: 1, fall: 2}
+  check: {type: tcp, interval: 300ms, timeout: 250ms, rise: 1, fall: 2}
 services:
   - name: web
     vip: 192.0.2.10
@@ -101,7 +102,8 @@ func runPair(tb *demoTB, tmp string) {
 		}
 		d.sock = filepath.Join(tmp, d.name+".sock")
 		d.cfg = filepath.Join(tmp, d.name+".yaml")
-		body := fmt.Sprintf(pairConfig, d.name, d.sock, prio, key, hbIf, fmt.Sprintf("10.9.0.%d", 2-i), d.lanIf)
+		body := fmt.Sprintf(pairConfig, d.name, d.sock, prio, key, hbIf, fmt.Sprintf("10.9.0.%d", 2-i), d.lanIf,
+			filepath.Join(filepath.Dir(d.sock), "state"))
 		if err := os.WriteFile(d.cfg, []byte(body), 0o644); err != nil {
 			tb.Fatalf("%v", err)
 		}
