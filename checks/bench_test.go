@@ -50,6 +50,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/directorlb/director/config"
 )
 
 const (
@@ -271,7 +273,7 @@ func runEngineScenario(b *testing.B, kind string, n int, oneCore bool) *benchFig
 		specs[i] = Spec{
 			Service:    "svc" + strconv.Itoa(i/100),
 			RealServer: target,
-			Probe: ProbeSpec{Type: kind, Target: target, Interval: benchInterval, Timeout: benchTimeout,
+			Probe: ProbeSpec{Type: config.CheckType(kind), Target: target, Interval: benchInterval, Timeout: benchTimeout,
 				Rise: 1, Fall: 1},
 		}
 	}

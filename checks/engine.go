@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/liveness"
 )
 
@@ -35,7 +36,7 @@ type subKey struct {
 type Status struct {
 	Service    string
 	RealServer netip.AddrPort
-	Type       string
+	Type       config.CheckType
 	Target     netip.AddrPort // where the probes go
 	Healthy    bool
 	Since      time.Time // last transition, or when the check was first set up
@@ -85,7 +86,7 @@ type probe struct {
 // options) makes a probe a third of the size: it counts ten thousand
 // times over.
 type timing struct {
-	typ                             string
+	typ                             config.CheckType
 	target                          netip.AddrPort
 	interval, fastInterval, timeout time.Duration
 	rise                            int
@@ -139,7 +140,7 @@ type Engine struct {
 	// loop beats on every turn of the scheduler (SetLoop).
 	loop *liveness.Loop
 	// onResult sees every probe's outcome (OnResult).
-	onResult func(typ string, outcome Outcome, took time.Duration)
+	onResult func(typ config.CheckType, outcome Outcome, took time.Duration)
 
 	// lateMarks[k] is when (Unix nanoseconds) a run last started at least
 	// lateBounds[k] after its due time: how late the engine has been
@@ -218,7 +219,7 @@ const (
 // and duration. It runs on the probe's goroutine, concurrently for
 // different probes, so it must be safe for concurrent use and quick.
 // Call before Start.
-func (e *Engine) OnResult(f func(typ string, outcome Outcome, took time.Duration)) {
+func (e *Engine) OnResult(f func(typ config.CheckType, outcome Outcome, took time.Duration)) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.onResult = f
@@ -427,53 +428,12 @@ func (e *Engine) run(ctx context.Context, p *probe) bool {
 	return true
 }
 
-// The lateness record: buckets whose lower bounds grow by a quarter from
-// 50ms (lateBounds), so that noting and querying are a few atomic
-// operations with no lock shared by every run. A bucket's lower bound
-// stands for what fell in it, so the lateness reported is never more
-// than what happened, and at most a fifth less.
-const lateBuckets = 32 // the last bound is about 50s
-
-var lateBounds = func() (b [lateBuckets]time.Duration) {
-	d := 50 * time.Millisecond
-	for k := range b {
-		b[k] = d
-		d += d / 4
-	}
-	return b
-}()
-
-// noteLate records that a run started late by late at now.
-func (e *Engine) noteLate(now time.Time, late time.Duration) {
-	for k := 0; k < lateBuckets && late >= lateBounds[k]; k++ {
-		e.lateMarks[k].Store(now.UnixNano())
-	}
-}
-
-// lateSince returns (a lower bound of) the most any run started late at
-// or after since; 0 if none was 50ms late.
-func (e *Engine) lateSince(since time.Time) time.Duration {
-	t := since.UnixNano()
-	for k := lateBuckets - 1; k >= 0; k-- {
-		if e.lateMarks[k].Load() >= t {
-			return lateBounds[k]
-		}
-	}
-	return 0
-}
-
-// inconclusiveAfter is how late a run may start before its timeout says
-// more about the engine than about the target: then the engine itself
-// could not keep up (CPU starvation, or maxRunning runs in flight) and
-// the wait, not the target, ate the time.
-func inconclusiveAfter(timeout time.Duration) time.Duration {
-	return max(timeout/2, 100*time.Millisecond)
-}
-
 // record applies one result and returns the delay before the next probe.
 // late is how far behind the engine ran during the run (see run); a run
 // that timed out while the engine ran more than inconclusiveAfter late is
 // inconclusive: shown in status, but not counted towards fall or rise.
+// What it logs is logged once e.mu is released, so that a slow log
+// writer holds up only this run, not every run, Health and Snapshot.
 func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration, timedOut bool, timeout time.Duration) time.Duration {
 	e.mu.Lock()
 	if e.probes[p.key] != p {
@@ -485,16 +445,16 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 		res.Err = errors.New("failed")
 	}
 	inconclusive := timedOut && late > inconclusiveAfter(timeout)
+	// What to log once the lock is released: an overload episode began
+	// (overloaded) or ended after caughtUp inconclusive results.
+	overloaded, caughtUp := false, 0
 	if inconclusive {
 		res.Err = fmt.Errorf("inconclusive: the check engine ran %v late: %w", late.Round(time.Millisecond), res.Err)
-		if e.overloadLast.IsZero() {
-			e.log.Warn("check engine overloaded: probes start late; timeouts after a late start are not counted",
-				"late", late.Round(time.Millisecond), "type", p.timing.typ, "target", p.timing.target)
-		}
+		overloaded = e.overloadLast.IsZero()
 		e.overloadLast = now
 		e.overloadN++
 	} else if !e.overloadLast.IsZero() && now.Sub(e.overloadLast) > overloadQuiet {
-		e.log.Info("check engine caught up", "inconclusive", e.overloadN)
+		caughtUp = e.overloadN
 		e.overloadLast, e.overloadN = time.Time{}, 0
 	}
 	p.last, p.checked = res, now
@@ -510,20 +470,13 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 	}
 	var notify []string
 	var onChange func(string)
+	healthy := p.m.healthy
 	if changed {
 		p.since = now
-		if p.m.healthy {
+		if healthy {
 			p.recovered = now
 		}
 		notify, onChange = slices.Clone(p.services), e.onChange
-		// One line per transition, never per probe, with the fields an
-		// admin filters on.
-		attrs := []any{"service", strings.Join(notify, ","), "server", p.timing.target, "type", p.timing.typ}
-		if p.m.healthy {
-			e.log.Info("real server healthy", append(attrs, "reason", fmt.Sprintf("%d checks passed in a row", p.timing.rise))...)
-		} else {
-			e.log.Warn("real server unhealthy", append(attrs, "reason", errText(res.Err))...)
-		}
 	}
 	next := p.timing.interval
 	if p.timing.fastInterval > 0 && p.m.transitional() {
@@ -531,6 +484,24 @@ func (e *Engine) record(p *probe, res Result, now time.Time, late time.Duration,
 	}
 	onResult := e.onResult
 	e.mu.Unlock()
+	if overloaded {
+		e.log.Warn("check engine overloaded: probes start late; timeouts after a late start are not counted",
+			"late", late.Round(time.Millisecond), "type", p.timing.typ, "target", p.timing.target)
+	}
+	if caughtUp > 0 {
+		e.log.Info("check engine caught up", "inconclusive", caughtUp)
+	}
+	if changed {
+		// One line per transition, never per probe, with the fields an
+		// admin filters on. The next run of p, and so its next
+		// transition, waits for this one's record to return.
+		attrs := []any{"service", strings.Join(notify, ","), "server", p.timing.target, "type", p.timing.typ}
+		if healthy {
+			e.log.Info("real server healthy", append(attrs, "reason", fmt.Sprintf("%d checks passed in a row", p.timing.rise))...)
+		} else {
+			e.log.Warn("real server unhealthy", append(attrs, "reason", errText(res.Err))...)
+		}
+	}
 	if onResult != nil {
 		outcome := Success
 		switch {

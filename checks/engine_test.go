@@ -350,8 +350,7 @@ func TestWeights(t *testing.T) {
 	await(t, ch, b.Key(), time.Second)
 	await(t, ch, c.Key(), time.Second)
 
-	drained := netip.AddrPort{}
-	w := Weights{Engine: e, Drained: func(svc string, rs netip.AddrPort) bool { return svc == "quiet" && rs == drained }}
+	w := Weights{Engine: e}
 	quiet := &config.Service{Name: "quiet", OnFailure: config.Quiesce}
 	gone := &config.Service{Name: "gone", OnFailure: config.Remove}
 	rs := func(ap netip.AddrPort, weight int) *config.RealServer {
@@ -375,62 +374,6 @@ func TestWeights(t *testing.T) {
 	for _, tt := range tests {
 		if weight, present := w.Weight(tt.svc, tt.rs); weight != tt.weight || present != tt.present {
 			t.Errorf("%s: weight, present = %d, %v; want %d, %v", tt.name, weight, present, tt.weight, tt.present)
-		}
-	}
-	drained = rsB
-	if weight, present := w.Weight(quiet, rs(rsB, 30)); weight != 0 || !present {
-		t.Errorf("drained: weight, present = %d, %v; want 0, true", weight, present)
-	}
-}
-
-// TestSlowStart: a server that recovers ramps linearly to its weight over
-// slow_start; one healthy from the start does not ramp.
-func TestSlowStart(t *testing.T) {
-	up := map[netip.AddrPort]bool{rsA: false}
-	var mu sync.Mutex
-	e, ch := testEngine(t, func(p ProbeSpec) Prober {
-		return funcProber(func(_ context.Context, target netip.AddrPort) Result {
-			mu.Lock()
-			defer mu.Unlock()
-			if up[target] {
-				return Result{OK: true, Weight: NoWeight}
-			}
-			return Result{Err: context.DeadlineExceeded, Weight: NoWeight}
-		})
-	})
-	a := tcpSpec(rsA, 10*time.Millisecond, 1, 1)
-	b := tcpSpec(rsB, 10*time.Millisecond, 1, 1)
-	b.StartHealthy = true
-	mu.Lock()
-	up[rsB] = true
-	mu.Unlock()
-	e.Set([]Spec{{"web", rsA, a}, {"web", rsB, b}})
-	await(t, ch, a.Key(), time.Second)
-	mu.Lock()
-	up[rsA] = true
-	mu.Unlock()
-	// Await the recovery itself.
-	deadline := time.Now().Add(2 * time.Second)
-	for e.Recovered("web", rsA).IsZero() {
-		if time.Now().After(deadline) {
-			t.Fatal("rsA never recovered")
-		}
-		await(t, ch, a.Key(), time.Second)
-	}
-	rec := e.Recovered("web", rsA)
-	svc := &config.Service{Name: "web", OnFailure: config.Quiesce, SlowStart: 100 * time.Second}
-	ra := &config.RealServer{Address: rsA.Addr(), Port: rsA.Port(), Weight: 200}
-	rb := &config.RealServer{Address: rsB.Addr(), Port: rsB.Port(), Weight: 200}
-	for _, tc := range []struct {
-		after time.Duration
-		want  int
-	}{{0, 1}, {10 * time.Second, 20}, {50 * time.Second, 100}, {99 * time.Second, 198}, {100 * time.Second, 200}, {time.Hour, 200}} {
-		w := Weights{Engine: e, Now: func() time.Time { return rec.Add(tc.after) }}
-		if got, _ := w.Weight(svc, ra); got != tc.want {
-			t.Errorf("%v after recovery: weight %d, want %d", tc.after, got, tc.want)
-		}
-		if got, _ := w.Weight(svc, rb); got != 200 {
-			t.Errorf("a server healthy from the start ramps: %d", got)
 		}
 	}
 }
@@ -571,7 +514,7 @@ func TestEngineTCPDeadlineAndStop(t *testing.T) {
 
 	e := NewEngine(slog.New(slog.DiscardHandler))
 	outcomes := make(chan Outcome, 16)
-	e.OnResult(func(_ string, o Outcome, _ time.Duration) {
+	e.OnResult(func(_ config.CheckType, o Outcome, _ time.Duration) {
 		select {
 		case outcomes <- o:
 		default:

@@ -133,7 +133,7 @@ func (l *fileLoader) load(i int, s *config.Service, p *ProbeSpec) *config.Error 
 	bad := func(key string, err error) *config.Error {
 		return &config.Error{Pos: s.Pos, Key: fmt.Sprintf("services[%d].check.%s", i, key), Msg: err.Error()}
 	}
-	if f := p.SQL.PasswordFile; f != "" && (p.Type == "mysql" || p.Type == "postgres") {
+	if f := p.SQL.PasswordFile; f != "" && (p.Type == config.CheckMySQL || p.Type == config.CheckPostgres) {
 		if v, ok := l.passwords[f]; ok {
 			p.SQL.Password = v
 		} else if !l.failed[f] {
@@ -148,7 +148,7 @@ func (l *fileLoader) load(i int, s *config.Service, p *ProbeSpec) *config.Error 
 			return bad("password_env", err)
 		}
 	}
-	if f := p.HTTP.CAFile; f != "" && p.Type == "https" {
+	if f := p.HTTP.CAFile; f != "" && p.Type == config.CheckHTTPS {
 		if v, ok := l.cas[f]; ok {
 			p.HTTP.CA = v
 		} else if !l.failed[f] {

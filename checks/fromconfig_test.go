@@ -27,8 +27,8 @@ func TestFromConfig(t *testing.T) {
 		c.QueryName, c.QueryType, c.Rcode, c.Answer = "www.example.com", "AAAA", "NOERROR", "2001:db8::53"
 		return c
 	}
-	withType := func(c config.Check, typ string) config.Check { c.Type = typ; return c }
-	spec := func(typ, target string) ProbeSpec {
+	withType := func(c config.Check, typ config.CheckType) config.Check { c.Type = typ; return c }
+	spec := func(typ config.CheckType, target string) ProbeSpec {
 		return ProbeSpec{Type: typ, Target: netip.MustParseAddrPort(target), Interval: 5 * time.Second, FastInterval: time.Second,
 			Timeout: 2 * time.Second, Rise: 3, Fall: 4, StartHealthy: true}
 	}

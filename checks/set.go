@@ -3,6 +3,8 @@ package checks
 import (
 	"slices"
 	"time"
+
+	"github.com/directorlb/director/config"
 )
 
 // Set replaces the subscriptions. Probes whose key is unchanged keep
@@ -24,6 +26,16 @@ import (
 // Set does not call OnChange: the caller recomputes the whole table after
 // a reload.
 func (e *Engine) Set(specs []Spec) {
+	// Logged once e.mu is released: see record.
+	if carried := e.set(specs); carried > 0 {
+		e.log.Info("health checks changed: real servers keep their health until the new checks pass rise or fail fall times",
+			"probes", carried)
+	}
+}
+
+// set is Set with e.mu held; it returns how many new probes carried their
+// subscribers' health over.
+func (e *Engine) set(specs []Spec) (carried int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
@@ -42,7 +54,7 @@ func (e *Engine) Set(specs []Spec) {
 		if p == nil {
 			p = &probe{key: key, id: s.Probe.identity(), timing: timingOf(s.Probe), prober: e.newProber(s.Probe),
 				since: now, weight: 100, index: -1,
-				m: newMachine(s.Probe.Rise, s.Probe.Fall, s.Probe.StartHealthy || s.Probe.Type == "none")}
+				m: newMachine(s.Probe.Rise, s.Probe.Fall, s.Probe.StartHealthy || s.Probe.Type == config.CheckNone)}
 			created = append(created, p)
 			before[p] = nil
 		}
@@ -58,7 +70,6 @@ func (e *Engine) Set(specs []Spec) {
 		}
 	}
 	var byID map[string]*probe // the current probes by identity, made on first need
-	carried := 0
 	for _, p := range created {
 		if byID == nil {
 			byID = make(map[string]*probe, len(e.probes))
@@ -68,7 +79,7 @@ func (e *Engine) Set(specs []Spec) {
 		}
 		// Type none is always healthy: nothing to probe, and nothing
 		// would ever bring back a server it carried over as unhealthy.
-		none := p.timing.typ == "none"
+		none := p.timing.typ == config.CheckNone
 		if old := byID[p.id]; old != nil {
 			p.inherit(old)
 		} else if old := before[p]; old != nil && !none {
@@ -78,10 +89,6 @@ func (e *Engine) Set(specs []Spec) {
 		if !none {
 			e.added = append(e.added, p)
 		}
-	}
-	if carried > 0 {
-		e.log.Info("health checks changed: real servers keep their health until the new checks pass rise or fail fall times",
-			"probes", carried)
 	}
 	for key, p := range e.probes {
 		if probes[key] == nil {
@@ -110,6 +117,7 @@ func (e *Engine) Set(specs []Spec) {
 	case e.wake <- struct{}{}:
 	default: // a wake-up is pending already
 	}
+	return carried
 }
 
 // inherit copies health from old, a probe being replaced by p that

@@ -17,7 +17,7 @@ import (
 // it from a config.Check; fields a type does not use stay zero, so that
 // checks differing only in what their type ignores share one probe.
 type ProbeSpec struct {
-	Type   string         // tcp http https mysql postgres dns exec none
+	Type   config.CheckType
 	Target netip.AddrPort // where probes go: the real server, or a probe address/port override
 
 	Interval time.Duration
@@ -93,33 +93,33 @@ func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
 		StartHealthy: c.StartHealthy,
 	}
 	switch c.Type {
-	case "tcp":
+	case config.CheckTCP:
 		p.Send, p.Expect = c.Send, c.Expect
-	case "http", "https":
+	case config.CheckHTTP, config.CheckHTTPS:
 		method := c.Method
 		if method == "" {
 			method = http.MethodGet
 		}
 		p.HTTP = HTTPOptions{
-			TLS:          c.Type == "https",
+			TLS:          c.Type == config.CheckHTTPS,
 			Method:       method,
 			Path:         c.Path,
 			Host:         c.Host,
 			ExpectStatus: slices.Clone(c.ExpectStatus),
 			BodyRegexp:   c.Body,
 		}
-		if c.Type == "https" {
+		if c.Type == config.CheckHTTPS {
 			p.HTTP.ServerName = c.ServerName
 			p.HTTP.CAFile = c.CAFile
 			p.HTTP.InsecureSkipVerify = c.InsecureSkipVerify
 		}
-	case "exec":
+	case config.CheckExec:
 		p.Command = slices.Clone(c.Command)
 		p.DynamicWeight = c.DynamicWeight
-	case "mysql", "postgres":
+	case config.CheckMySQL, config.CheckPostgres:
 		p.SQL = SQLOptions{User: c.User, PasswordFile: c.PasswordFile, PasswordEnv: c.PasswordEnv,
 			Database: c.Database, Query: c.Query, Expect: c.Expect}
-	case "dns":
+	case config.CheckDNS:
 		p.DNS = DNS{Name: c.QueryName, Type: c.QueryType, Rcode: c.Rcode, Answer: c.Answer}
 	}
 	return p
@@ -169,21 +169,21 @@ func LoadSpecs(cfg *config.Config) ([]Spec, error) {
 // an unhealthy server with an explanation rather than blocking a reload.
 func NewProber(p ProbeSpec) Prober {
 	switch p.Type {
-	case "none":
+	case config.CheckNone:
 		return None{}
-	case "tcp", "":
+	case config.CheckTCP, "":
 		return TCP{Send: p.Send, Expect: p.Expect}
-	case "http", "https":
+	case config.CheckHTTP, config.CheckHTTPS:
 		o := p.HTTP
-		o.TLS = p.Type == "https"
+		o.TLS = p.Type == config.CheckHTTPS
 		h, err := NewHTTP(o)
 		if err != nil {
 			return broken{fmt.Errorf("%s check: %w", p.Type, err)}
 		}
 		return h
-	case "exec":
+	case config.CheckExec:
 		return Exec{Argv: p.Command, DynamicWeight: p.DynamicWeight}
-	case "mysql", "postgres":
+	case config.CheckMySQL, config.CheckPostgres:
 		// LoadSpecs has read the password; a spec made otherwise
 		// reads it here, once per prober, never per probe.
 		o := p.SQL
@@ -192,11 +192,11 @@ func NewProber(p ProbeSpec) Prober {
 				return broken{fmt.Errorf("%s check: %w", p.Type, err)}
 			}
 		}
-		if p.Type == "mysql" {
+		if p.Type == config.CheckMySQL {
 			return MySQL{o}
 		}
 		return Postgres{o}
-	case "dns":
+	case config.CheckDNS:
 		return p.DNS
 	default:
 		return broken{fmt.Errorf("check type %q is not implemented", p.Type)}

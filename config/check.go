@@ -18,9 +18,10 @@ var (
 		"address", "port", "send", "expect", "path", "expect_status", "method", "host", "body",
 		"server_name", "ca_file", "insecure_skip_verify", "command", "dynamic_weight",
 		"user", "password_file", "password_env", "database", "query", "query_name", "query_type", "rcode", "answer"}
-	checkTypes = []string{"tcp", "http", "https", "mysql", "postgres", "dns", "exec", "none"}
-	dnsTypes   = []string{"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"}
-	dnsRcodes  = []string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"}
+	checkTypes = []string{string(CheckTCP), string(CheckHTTP), string(CheckHTTPS), string(CheckMySQL), string(CheckPostgres),
+		string(CheckDNS), string(CheckExec), string(CheckNone)}
+	dnsTypes  = []string{"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"}
+	dnsRcodes = []string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"}
 )
 
 // maxRiseFall keeps rise and fall to counts a human would mean; beyond it a
@@ -49,7 +50,7 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	if v := f.value("type"); v != nil {
 		var t string
 		if t, typeOK = d.enum(v, f.sub("type"), checkTypes); typeOK {
-			c.Type = t
+			c.Type = CheckType(t)
 		}
 	}
 	intervalOK, fastOK := true, true
@@ -108,7 +109,7 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	}
 
 	// only reports a key written on a check of a type it means nothing to.
-	only := func(name string, types ...string) bool {
+	only := func(name string, types ...CheckType) bool {
 		if f.value(name) == nil {
 			return false
 		}
@@ -119,56 +120,56 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 		return true
 	}
 	tcpText := func(name, want string, dst *string) {
-		if only(name, "tcp") {
+		if only(name, CheckTCP) {
 			if s, ok := d.text(f.value(name), f.sub(name), want); ok {
 				*dst = s
 			}
 		}
 	}
 	tcpText("send", "the text to send after connecting", &c.Send)
-	if only("expect", "tcp", "mysql", "postgres") {
+	if only("expect", CheckTCP, CheckMySQL, CheckPostgres) {
 		if s, ok := d.text(f.value("expect"), f.sub("expect"), "the text the reply must contain (tcp) or the first value must equal (mysql, postgres)"); ok {
 			c.Expect = s
 		}
 	}
-	textKey := func(name, want string, dst *string, types ...string) {
+	textKey := func(name, want string, dst *string, types ...CheckType) {
 		if only(name, types...) {
 			if s, ok := d.text(f.value(name), f.sub(name), want); ok {
 				*dst = s
 			}
 		}
 	}
-	textKey("user", "the user the check logs in as", &c.User, "mysql", "postgres")
-	textKey("password_file", "the path of a file holding the password (mode 0600)", &c.PasswordFile, "mysql", "postgres")
+	textKey("user", "the user the check logs in as", &c.User, CheckMySQL, CheckPostgres)
+	textKey("password_file", "the path of a file holding the password (mode 0600)", &c.PasswordFile, CheckMySQL, CheckPostgres)
 	if v := f.value("password_file"); v != nil {
 		d.mark(f.sub("password_file"), v)
 	}
-	textKey("password_env", "the name of an environment variable holding the password", &c.PasswordEnv, "mysql", "postgres")
-	textKey("database", "a database name", &c.Database, "mysql", "postgres")
-	textKey("query", "an SQL query, such as SELECT 1", &c.Query, "mysql", "postgres")
+	textKey("password_env", "the name of an environment variable holding the password", &c.PasswordEnv, CheckMySQL, CheckPostgres)
+	textKey("database", "a database name", &c.Database, CheckMySQL, CheckPostgres)
+	textKey("query", "an SQL query, such as SELECT 1", &c.Query, CheckMySQL, CheckPostgres)
 	if f.value("password_file") != nil && f.value("password_env") != nil {
 		d.errorf(f.key("password_env"), f.sub("password_env"), "give the password in password_file or password_env, not both")
 	}
-	if typeOK && (c.Type == "mysql" || c.Type == "postgres") && c.User == "" && f.value("type") != nil {
+	if typeOK && (c.Type == CheckMySQL || c.Type == CheckPostgres) && c.User == "" && f.value("type") != nil {
 		d.errorf(n, f.sub("user"), "missing; a %s check logs in as a user (password in password_file or password_env)", c.Type)
 	}
-	textKey("query_name", "a DNS name, such as www.example.com", &c.QueryName, "dns")
-	if only("query_type", "dns") {
+	textKey("query_name", "a DNS name, such as www.example.com", &c.QueryName, CheckDNS)
+	if only("query_type", CheckDNS) {
 		if s, ok := d.enum(f.value("query_type"), f.sub("query_type"), dnsTypes); ok {
 			c.QueryType = s
 		}
 	}
-	if only("rcode", "dns") {
+	if only("rcode", CheckDNS) {
 		if s, ok := d.enum(f.value("rcode"), f.sub("rcode"), dnsRcodes); ok {
 			c.Rcode = s
 		}
 	}
-	textKey("answer", "text an answer record must contain, such as 192.0.2.53", &c.Answer, "dns")
-	if typeOK && c.Type == "dns" && c.QueryName == "" && f.value("type") != nil {
+	textKey("answer", "text an answer record must contain, such as 192.0.2.53", &c.Answer, CheckDNS)
+	if typeOK && c.Type == CheckDNS && c.QueryName == "" && f.value("type") != nil {
 		d.errorf(n, f.sub("query_name"), "missing; a dns check asks for a name, such as query_name: www.example.com")
 	}
 
-	if only("path", "http", "https") {
+	if only("path", CheckHTTP, CheckHTTPS) {
 		v := f.value("path")
 		if p, ok := d.text(v, f.sub("path"), `an HTTP path starting with "/"`); ok {
 			if strings.HasPrefix(p, "/") {
@@ -178,53 +179,53 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			}
 		}
 	}
-	if only("expect_status", "http", "https") {
+	if only("expect_status", CheckHTTP, CheckHTTPS) {
 		c.ExpectStatus = d.expectStatus(f.value("expect_status"), f.sub("expect_status"))
 	}
-	if only("method", "http", "https") {
+	if only("method", CheckHTTP, CheckHTTPS) {
 		if m, ok := d.method(f.value("method"), f.sub("method")); ok {
 			c.Method = m
 		}
 	}
-	if only("host", "http", "https") {
+	if only("host", CheckHTTP, CheckHTTPS) {
 		const want = "a host name, optionally with a port, such as www.example.com or www.example.com:8080"
 		if h, ok := d.hostHeader(f.value("host"), f.sub("host"), want, hostChars); ok {
 			c.Host = h
 		}
 	}
-	if only("body", "http", "https") {
+	if only("body", CheckHTTP, CheckHTTPS) {
 		if b, ok := d.regexp(f.value("body"), f.sub("body")); ok {
 			c.Body = b
 		}
 	}
-	if only("server_name", "https") {
+	if only("server_name", CheckHTTPS) {
 		if s, ok := d.hostHeader(f.value("server_name"), f.sub("server_name"), "a TLS server name such as www.example.com", serverNameChars); ok {
 			c.ServerName = s
 		}
 	}
-	if only("ca_file", "https") {
+	if only("ca_file", CheckHTTPS) {
 		if s, ok := d.text(f.value("ca_file"), f.sub("ca_file"), "the path of a PEM file of CA certificates"); ok {
 			c.CAFile = s
 			d.mark(f.sub("ca_file"), f.value("ca_file"))
 		}
 	}
-	if only("insecure_skip_verify", "https") {
+	if only("insecure_skip_verify", CheckHTTPS) {
 		if b, ok := d.boolean(f.value("insecure_skip_verify"), f.sub("insecure_skip_verify")); ok {
 			c.InsecureSkipVerify = b
 		}
 	}
 
-	if only("command", "exec") {
+	if only("command", CheckExec) {
 		if argv, ok := d.command(f.value("command"), f.sub("command")); ok {
 			c.Command = argv
 			d.mark(f.sub("command"), f.value("command"))
 		}
-	} else if typeOK && c.Type == "exec" && len(c.Command) == 0 && f.value("type") != nil && f.value("command") == nil {
+	} else if typeOK && c.Type == CheckExec && len(c.Command) == 0 && f.value("type") != nil && f.value("command") == nil {
 		// When the type is inherited, so is the command (or the
 		// inherited check was reported already).
 		d.errorf(n, f.sub("command"), "missing; an exec check needs the program to run and its arguments, such as %s", commandExample)
 	}
-	if only("dynamic_weight", "exec") {
+	if only("dynamic_weight", CheckExec) {
 		if b, ok := d.boolean(f.value("dynamic_weight"), f.sub("dynamic_weight")); ok {
 			c.DynamicWeight = b
 		}
@@ -236,11 +237,15 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 }
 
 // andList renders the types a key is for: "tcp", "http and https".
-func andList(choices []string) string {
-	if len(choices) < 2 {
-		return strings.Join(choices, "")
+func andList(choices []CheckType) string {
+	s := make([]string, len(choices))
+	for i, c := range choices {
+		s[i] = string(c)
 	}
-	return strings.Join(choices[:len(choices)-1], ", ") + " and " + choices[len(choices)-1]
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // isTchar reports an HTTP token character (RFC 9110 section 5.6.2).

@@ -59,8 +59,8 @@ func nodeProblem(s string) bool {
 	return false
 }
 
-// MaxNodeName is the longest node name: failover.MaxNodeName, which the
-// heartbeat carries (config does not import failover; a test ties them).
+// MaxNodeName is the longest node name: heartbeat.MaxNodeName, which the
+// heartbeat carries (config does not import heartbeat; a test ties them).
 const MaxNodeName = 64
 
 // maxSocketPath is the longest unix socket path: sun_path is 108 bytes

@@ -233,12 +233,12 @@ func TestLoadGood(t *testing.T) {
 		}},
 		{"check_sql_dns.yaml", func(t *testing.T, c *config.Config) {
 			db := c.Service("db").Check
-			eq(t, "mysql", [6]string{db.Type, db.User, db.PasswordFile, db.Database, db.Query, db.Expect},
+			eq(t, "mysql", [6]string{string(db.Type), db.User, db.PasswordFile, db.Database, db.Query, db.Expect},
 				[6]string{"mysql", "checker", "/etc/director/db.pw", "app", "SELECT role FROM status", "primary"})
 			pg := c.Service("pg").Check
-			eq(t, "postgres", [3]string{pg.Type, pg.User, pg.PasswordEnv}, [3]string{"postgres", "checker", "PG_PW"})
+			eq(t, "postgres", [3]string{string(pg.Type), pg.User, pg.PasswordEnv}, [3]string{"postgres", "checker", "PG_PW"})
 			d := c.Service("dns").Check
-			eq(t, "dns", [5]string{d.Type, d.QueryName, d.QueryType, d.Rcode, d.Answer},
+			eq(t, "dns", [5]string{string(d.Type), d.QueryName, d.QueryType, d.Rcode, d.Answer},
 				[5]string{"dns", "www.example.com", "AAAA", "NOERROR", "2001:db8::"})
 			warnings(t, c)
 		}},

@@ -192,7 +192,7 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 			s.Forward = Forward(fw)
 		}
 	}
-	ctx.tunnel = TunnelSpec{Type: IPIP, Checksum: "nocsum"}
+	ctx.tunnel = TunnelSpec{Type: IPIP, Checksum: NoCsum}
 	if v := f.value("tunnel"); v != nil {
 		ctx.tunnel, _ = d.tunnel(v, f.sub("tunnel"))
 	}
@@ -299,7 +299,7 @@ var tunnelKeys = []string{"type", "port", "checksum"}
 // decides which ports and checksums make sense, so mixing halves of two
 // specs would produce a combination nobody wrote.
 func (d *decoder) tunnel(n *yaml.Node, path string) (TunnelSpec, bool) {
-	t := TunnelSpec{Type: IPIP, Checksum: "nocsum"}
+	t := TunnelSpec{Type: IPIP, Checksum: NoCsum}
 	f := d.mapping(n, path, "a tunnel: type, port, checksum", tunnelKeys)
 	if f == nil {
 		return t, false
@@ -319,8 +319,8 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (TunnelSpec, bool) {
 	}
 	csum := f.value("checksum")
 	if csum != nil {
-		c, cok := d.enum(csum, f.sub("checksum"), []string{"nocsum", "csum", "remcsum"})
-		t.Checksum, ok = c, ok && cok
+		c, cok := d.enum(csum, f.sub("checksum"), []string{string(NoCsum), string(Csum), string(RemCsum)})
+		t.Checksum, ok = TunnelChecksum(c), ok && cok
 	}
 	if !typeOK {
 		return t, false
@@ -333,7 +333,7 @@ func (d *decoder) tunnel(n *yaml.Node, path string) (TunnelSpec, bool) {
 		d.errorf(f.key("port"), f.sub("port"), "only gue tunnels take a port; this one is %s", t.Type)
 		ok = false
 	}
-	if t.Checksum == "remcsum" && t.Type != GUE {
+	if t.Checksum == RemCsum && t.Type != GUE {
 		d.errorf(csum, f.sub("checksum"), "remcsum needs type: gue; this tunnel is %s", t.Type)
 		ok = false
 	}

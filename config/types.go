@@ -97,6 +97,17 @@ const (
 	GRE  TunnelType = "gre"
 )
 
+// TunnelChecksum is how a tunnel's packets are checksummed; the names
+// are ipvsadm's (--tun-nocsum, --tun-csum, --tun-remcsum).
+type TunnelChecksum string
+
+// Tunnel checksums.
+const (
+	NoCsum  TunnelChecksum = "nocsum"
+	Csum    TunnelChecksum = "csum"
+	RemCsum TunnelChecksum = "remcsum" // remote checksum offload: gue only
+)
+
 // OnFailure is what happens to a real server that fails its checks.
 type OnFailure string
 
@@ -153,10 +164,9 @@ type Service struct {
 
 // TunnelSpec is the tunnel of a tun service or real server.
 type TunnelSpec struct {
-	Type TunnelType // default ipip
-	Port uint16     // required for gue, refused for the others
-	// Checksum is nocsum (default), csum or remcsum (gue only).
-	Checksum string
+	Type     TunnelType     // default ipip
+	Port     uint16         // required for gue, refused for the others
+	Checksum TunnelChecksum // default nocsum
 }
 
 // RealServer is one destination. Forward and Tunnel are resolved: a real
@@ -176,13 +186,28 @@ type RealServer struct {
 // AddrPort is the real server's address and port.
 func (r RealServer) AddrPort() netip.AddrPort { return netip.AddrPortFrom(r.Address, r.Port) }
 
+// CheckType is what a check probes with.
+type CheckType string
+
+// Check types.
+const (
+	CheckTCP      CheckType = "tcp"
+	CheckHTTP     CheckType = "http"
+	CheckHTTPS    CheckType = "https"
+	CheckMySQL    CheckType = "mysql"
+	CheckPostgres CheckType = "postgres"
+	CheckDNS      CheckType = "dns"
+	CheckExec     CheckType = "exec"
+	CheckNone     CheckType = "none" // always healthy: nothing is probed
+)
+
 // Check is how real servers are health-checked. The check engine (package
 // checks) interprets the type-specific fields. A check is merged field by
 // field over the one it inherits, so a field of another type may be set
 // (inherited) and is then ignored; a file can write a type-specific key
 // only on a check of that type.
 type Check struct {
-	Type     string // tcp http https mysql postgres dns exec none
+	Type     CheckType
 	Interval time.Duration
 	// FastInterval, if not 0, replaces Interval while a server's state is
 	// changing (some successes while down, some failures while up). It is
@@ -300,7 +325,7 @@ const (
 
 // DefaultCheck applies where neither a service nor defaults.check says
 // otherwise: a TCP connect every 2s, as keepalived and ldirectord default.
-var DefaultCheck = Check{Type: "tcp", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}
+var DefaultCheck = Check{Type: CheckTCP, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}
 
 // Schedulers are the kernel's IPVS schedulers.
 var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}

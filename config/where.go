@@ -95,7 +95,7 @@ func (d *decoder) vipCoverage(c *Config) {
 // changed its type from none, at type; never again for every service
 // that inherits it unchanged.
 func (d *decoder) timeoutWarning(f *fields, c, base Check) {
-	bad := func(c Check) bool { return c.Type != "none" && c.Timeout >= c.Interval }
+	bad := func(c Check) bool { return c.Type != CheckNone && c.Timeout >= c.Interval }
 	if !bad(c) {
 		return
 	}

@@ -1,6 +1,8 @@
 // Package control is the small JSON API between directorctl and
 // directord, over a unix socket that only root (or the daemon's own user)
-// may use: one request, one response, per connection.
+// may use: one request, one response, per connection. The commands and
+// the results they carry (messages.go) are defined here, so that
+// directorctl needs nothing of directord's to speak to it.
 package control
 
 import (
@@ -21,9 +23,9 @@ import (
 
 // Request is a command for the daemon.
 type Request struct {
-	Cmd     string `json:"cmd"`
-	Service string `json:"service,omitempty"`
-	Address string `json:"address,omitempty"`
+	Cmd     Command `json:"cmd"`
+	Service string  `json:"service,omitempty"`
+	Address string  `json:"address,omitempty"`
 	// DryRun asks a reload for the changes it would make, not made.
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -226,7 +228,7 @@ func Call(ctx context.Context, path string, req Request, out any) error {
 
 // RemoteError is an error the daemon reported.
 type RemoteError struct {
-	Cmd string
+	Cmd Command
 	Msg string
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
-	"github.com/directorlb/director/daemon"
 	"github.com/directorlb/director/director"
 )
 
@@ -171,7 +170,7 @@ func TestStatusAndReload(t *testing.T) {
 
 func TestReloadSuccess(t *testing.T) {
 	sock := fakeDaemon(t, func(context.Context, control.Request) (any, error) {
-		return daemon.ReloadResult{Config: "/etc/d.yaml", Changes: 2}, nil
+		return control.ReloadResult{Config: "/etc/d.yaml", Changes: 2}, nil
 	})
 	out, _, code := runCtl(t, "reload", "-socket", sock)
 	if code != 0 || !strings.Contains(out, "reloaded /etc/d.yaml: 2 change(s) applied") {

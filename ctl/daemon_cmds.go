@@ -15,7 +15,6 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/control"
-	"github.com/directorlb/director/daemon"
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
 	"github.com/directorlb/director/preflight"
@@ -35,8 +34,8 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var st daemon.Status
-	if err := control.Call(ctx, socket, control.Request{Cmd: "status"}, &st); err != nil {
+	var st control.Status
+	if err := control.Call(ctx, socket, control.Request{Cmd: control.CmdStatus}, &st); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -48,7 +47,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func writeStatus(env *Env, st daemon.Status, now time.Time) {
+func writeStatus(env *Env, st control.Status, now time.Time) {
 	role := st.Role
 	if role == "" && st.Failover == nil {
 		// A daemon that does not say (an older one) and has no pair is
@@ -108,8 +107,8 @@ func runReload(ctx context.Context, env *Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var res daemon.ReloadResult
-	err := control.Call(ctx, socket, control.Request{Cmd: "reload", DryRun: *dryRun}, &res)
+	var res control.ReloadResult
+	err := control.Call(ctx, socket, control.Request{Cmd: control.CmdReload, DryRun: *dryRun}, &res)
 	var re *control.RemoteError
 	if errors.As(err, &re) {
 		// The daemon refused the file: its message is the FILE:LINE:COL
@@ -139,7 +138,7 @@ func runReload(ctx context.Context, env *Env, args []string) error {
 
 // writePlan prints a reload's dry run: the warnings on stderr as
 // check-config prints them, the kernel changes on stdout, one a line.
-func writePlan(env *Env, res daemon.ReloadResult) {
+func writePlan(env *Env, res control.ReloadResult) {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(env.Stderr, w)
 	}
@@ -225,8 +224,8 @@ func runReconcile(ctx context.Context, env *Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	var res daemon.ReloadResult
-	if err := control.Call(ctx, socket, control.Request{Cmd: "reconcile"}, &res); err != nil {
+	var res control.ReloadResult
+	if err := control.Call(ctx, socket, control.Request{Cmd: control.CmdReconcile}, &res); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "reconciled: %d change(s) applied, %d refused by the kernel\n", res.Changes, res.Failed)
@@ -237,15 +236,15 @@ func runReconcile(ctx context.Context, env *Env, args []string) error {
 }
 
 func runDrain(ctx context.Context, env *Env, args []string) error {
-	return drainCmd(ctx, env, "drain", args)
+	return drainCmd(ctx, env, control.CmdDrain, args)
 }
 
 func runEnable(ctx context.Context, env *Env, args []string) error {
-	return drainCmd(ctx, env, "enable", args)
+	return drainCmd(ctx, env, control.CmdEnable, args)
 }
 
-func drainCmd(ctx context.Context, env *Env, cmd string, args []string) error {
-	fs := newFlags(env, cmd)
+func drainCmd(ctx context.Context, env *Env, cmd control.Command, args []string) error {
+	fs := newFlags(env, string(cmd))
 	var socket string
 	socketFlag(fs, &socket)
 	pos, err := parseInterleaved(fs, args)
@@ -370,17 +369,17 @@ func msText(ms int64) string {
 }
 
 func runTakeover(ctx context.Context, env *Env, args []string) error {
-	return switchover(ctx, env, "takeover", args)
+	return switchover(ctx, env, control.CmdTakeover, args)
 }
 
 func runRelease(ctx context.Context, env *Env, args []string) error {
-	return switchover(ctx, env, "release", args)
+	return switchover(ctx, env, control.CmdRelease, args)
 }
 
 // switchover asks directord for a planned switchover and waits until the
 // pair has done it, so a script can rely on the exit status.
-func switchover(ctx context.Context, env *Env, cmd string, args []string) error {
-	fs := newFlags(env, cmd)
+func switchover(ctx context.Context, env *Env, cmd control.Command, args []string) error {
+	fs := newFlags(env, string(cmd))
 	var socket string
 	socketFlag(fs, &socket)
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the switchover (0: do not wait)")
@@ -391,7 +390,7 @@ func switchover(ctx context.Context, env *Env, cmd string, args []string) error 
 		return err
 	}
 	want := "active"
-	if cmd == "release" {
+	if cmd == control.CmdRelease {
 		want = "standby"
 	}
 	if *wait <= 0 {
@@ -400,13 +399,13 @@ func switchover(ctx context.Context, env *Env, cmd string, args []string) error 
 	}
 	deadline := time.Now().Add(*wait)
 	for {
-		var st daemon.Status
-		if err := control.Call(ctx, socket, control.Request{Cmd: "status"}, &st); err != nil {
+		var st control.Status
+		if err := control.Call(ctx, socket, control.Request{Cmd: control.CmdStatus}, &st); err != nil {
 			return err
 		}
 		fo := st.Failover
 		done := fo != nil && fo.Role == want
-		if cmd == "release" {
+		if cmd == control.CmdRelease {
 			// Released is done when the peer holds the VIPs.
 			done = done && fo.Peer != nil && fo.Peer.Role == "active"
 		}

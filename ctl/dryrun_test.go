@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/directorlb/director/control"
-	"github.com/directorlb/director/daemon"
 )
 
 // reload --dry-run asks for a dry run and prints the plan, one change a
@@ -19,7 +18,7 @@ func TestReloadDryRun(t *testing.T) {
 		if !r.DryRun {
 			return nil, errors.New("a real reload")
 		}
-		return daemon.ReloadResult{Config: "/etc/d.yaml", DryRun: true, Changes: 2,
+		return control.ReloadResult{Config: "/etc/d.yaml", DryRun: true, Changes: 2,
 			Plan:     []string{"edit real server 10.0.0.1:80 of web (192.0.2.10:80/tcp): weight 3 -> 5", "remove service old (192.0.2.11:80/tcp)"},
 			Notes:    []string{"metrics.listen changed; it takes effect at the next restart"},
 			Warnings: []string{"/etc/d.yaml:3:5: services[0].scheduler_flags: ignored"}}, nil

@@ -8,12 +8,11 @@ import (
 	"testing"
 
 	"github.com/directorlb/director/control"
-	"github.com/directorlb/director/daemon"
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
 )
 
-func statusOutput(t *testing.T, st daemon.Status) string {
+func statusOutput(t *testing.T, st control.Status) string {
 	t.Helper()
 	sock := fakeDaemon(t, func(_ context.Context, r control.Request) (any, error) {
 		if r.Cmd == "status" {
@@ -33,7 +32,7 @@ var singleLine = regexp.MustCompile(`(?m)^failover: .*single director.*\bactive\
 // A director without a failover block says it is a single director and
 // active: it always holds its VIPs.
 func TestStatusSingleDirectorIsActive(t *testing.T) {
-	out := statusOutput(t, daemon.Status{Status: director.Status{Node: "lb1", Config: "/etc/d.yaml"}, Role: "active"})
+	out := statusOutput(t, control.Status{Status: director.Status{Node: "lb1", Config: "/etc/d.yaml"}, Role: "active"})
 	if !singleLine.MatchString(out) {
 		t.Errorf("no line says a single director, active:\n%s", out)
 	}
@@ -42,14 +41,14 @@ func TestStatusSingleDirectorIsActive(t *testing.T) {
 	}
 	// A daemon that leaves the role out (an older one) is still single
 	// and active when it has no failover block.
-	out = statusOutput(t, daemon.Status{Status: director.Status{Node: "lb1", Config: "/etc/d.yaml"}})
+	out = statusOutput(t, control.Status{Status: director.Status{Node: "lb1", Config: "/etc/d.yaml"}})
 	if !strings.Contains(out, "node lb1  role active  ") || !singleLine.MatchString(out) {
 		t.Errorf("without a role in the reply:\n%s", out)
 	}
 }
 
 func TestStatusPairIsNotSingle(t *testing.T) {
-	out := statusOutput(t, daemon.Status{Status: director.Status{Node: "lb1", Config: "/etc/d.yaml"}, Role: "fault",
+	out := statusOutput(t, control.Status{Status: director.Status{Node: "lb1", Config: "/etc/d.yaml"}, Role: "fault",
 		Failover: &failover.Status{Role: "fault", Fault: "eth0 has no carrier", Priority: 100}})
 	if strings.Contains(out, "single") {
 		t.Errorf("a pair's director says single:\n%s", out)

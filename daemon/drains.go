@@ -7,6 +7,7 @@ import (
 
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
 )
 
 // drainRelay carries drain records between the director and the pair,
@@ -20,11 +21,11 @@ type drainRelay struct {
 	wake    chan struct{}
 	// fromPeer holds the peer's records for the director. A full buffer
 	// drops a message: the peer sends again while the digests differ.
-	fromPeer chan []failover.DrainRecord
+	fromPeer chan []heartbeat.DrainRecord
 }
 
 func newDrainRelay() *drainRelay {
-	return &drainRelay{wake: make(chan struct{}, 1), fromPeer: make(chan []failover.DrainRecord, 64)}
+	return &drainRelay{wake: make(chan struct{}, 1), fromPeer: make(chan []heartbeat.DrainRecord, 64)}
 }
 
 // fromDirector is the director's OnDrains: it keeps only the latest.
@@ -39,7 +40,7 @@ func (r *drainRelay) fromDirector(recs []director.DrainRecord) {
 }
 
 // peerSent is the node's OnDrains.
-func (r *drainRelay) peerSent(recs []failover.DrainRecord) {
+func (r *drainRelay) peerSent(recs []heartbeat.DrainRecord) {
 	select {
 	case r.fromPeer <- recs:
 	default:
@@ -70,15 +71,15 @@ func (r *drainRelay) run(ctx context.Context, d *director.Director, node *failov
 	}
 }
 
-func toPair(recs []director.DrainRecord) []failover.DrainRecord {
-	out := make([]failover.DrainRecord, len(recs))
+func toPair(recs []director.DrainRecord) []heartbeat.DrainRecord {
+	out := make([]heartbeat.DrainRecord, len(recs))
 	for i, r := range recs {
-		out[i] = failover.DrainRecord{Service: r.Service, Server: r.Server, Drained: r.Drained, At: r.At}
+		out[i] = heartbeat.DrainRecord{Service: r.Service, Server: r.Server, Drained: r.Drained, At: r.At}
 	}
 	return out
 }
 
-func fromPair(recs []failover.DrainRecord) []director.DrainRecord {
+func fromPair(recs []heartbeat.DrainRecord) []director.DrainRecord {
 	out := make([]director.DrainRecord, len(recs))
 	for i, r := range recs {
 		out[i] = director.DrainRecord{Service: r.Service, Server: r.Server, Drained: r.Drained, At: r.At}

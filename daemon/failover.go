@@ -10,22 +10,25 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
+	"github.com/directorlb/director/ipvssync"
 	"github.com/directorlb/director/liveness"
+	"github.com/directorlb/director/vip"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // GuardArg is the hidden argument that makes directord the VIP guard: the
 // child that removes the VIPs if directord dies without giving them up.
-const GuardArg = failover.GuardArg
+const GuardArg = vip.GuardArg
 
 // pair is the running failover node and what it holds open.
 type pair struct {
 	node     *failover.Node
-	vips     *failover.VIPs
-	list     []failover.VIP
-	guard    *failover.Guard
-	farewell failover.Farewell // what the guard says for this director if it dies
+	vips     *vip.VIPs
+	list     []vip.VIP
+	guard    *vip.Guard
+	farewell vip.Farewell // what the guard says for this director if it dies
 	close    []func() error
 	done     chan error
 }
@@ -36,7 +39,7 @@ type pair struct {
 // live is the config in force, which a reload may replace.
 // drains are the director's drain records, onDrains takes the peer's.
 func startPair(ctx context.Context, cfg *config.Config, live func() *config.Config, log *slog.Logger, loop *liveness.Loop,
-	drains []failover.DrainRecord, onDrains func([]failover.DrainRecord)) (*pair, error) {
+	drains []heartbeat.DrainRecord, onDrains func([]heartbeat.DrainRecord)) (*pair, error) {
 	fo := cfg.Failover
 	p := &pair{done: make(chan error, 1)}
 	ok := false
@@ -45,14 +48,14 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 			p.closeAll()
 		}
 	}()
-	key, err := failover.ReadAuthKey(fo.AuthKeyFile)
+	key, err := heartbeat.ReadAuthKey(fo.AuthKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("failover.auth_key_file: %w", err)
 	}
-	var links []failover.Link
-	var specs []failover.LinkSpec
+	var links []heartbeat.Link
+	var specs []heartbeat.LinkSpec
 	for i, l := range fo.Links {
-		spec := failover.LinkSpec{Serial: l.Serial, Interface: l.Interface, Peer: l.Peer, Multicast: l.Multicast, Port: fo.Port}
+		spec := heartbeat.LinkSpec{Serial: l.Serial, Interface: l.Interface, Peer: l.Peer, Multicast: l.Multicast, Port: fo.Port}
 		link, err := spec.Open(log)
 		if err != nil {
 			return nil, fmt.Errorf("failover.links[%d]: %w", i, err)
@@ -92,19 +95,19 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 		}
 		// Not ctx: at a graceful stop the node gives the VIPs up itself
 		// and the guard is closed with a goodbye after it.
-		p.guard, err = failover.StartGuard(context.WithoutCancel(ctx), []string{exe, GuardArg}, log)
+		p.guard, err = vip.StartGuard(context.WithoutCancel(ctx), []string{exe, GuardArg}, log)
 		if err != nil {
 			return nil, fmt.Errorf("start the VIP guard: %w", err)
 		}
-		p.farewell = failover.Farewell{KeyFile: fo.AuthKeyFile, Node: cfg.Node, Priority: uint8(fo.Priority), Digest: nc.Digest, Links: specs}
+		p.farewell = vip.Farewell{KeyFile: fo.AuthKeyFile, Node: cfg.Node, Priority: uint8(fo.Priority), Digest: nc.Digest, Links: specs}
 		if err := p.guard.Farewell(p.farewell); err != nil {
 			// The peer then finds a crash at deadtime, as without it.
 			log.Warn("the VIP guard cannot tell the peer at once if this director dies", "err", err)
 		}
-		var vips []failover.VIP
+		var vips []vip.VIP
 		seen := map[string]bool{}
 		for _, v := range fo.VIPs {
-			vips = append(vips, failover.VIP{Prefix: v.Address, Interface: v.Interface})
+			vips = append(vips, vip.VIP{Prefix: v.Address, Interface: v.Interface})
 			if !seen[v.Interface] {
 				seen[v.Interface] = true
 				nc.VIPInterfaces = append(nc.VIPInterfaces, v.Interface)
@@ -117,27 +120,27 @@ func startPair(ctx context.Context, cfg *config.Config, live func() *config.Conf
 			return nil, fmt.Errorf("failover.vips: netlink: %w", err)
 		}
 		p.close = append(p.close, func() error { nh.Close(); return nil })
-		p.vips, p.list = failover.NewVIPs(vips, log, failover.WithGuard(p.guard), failover.WithAddrTable(nh)), vips
+		p.vips, p.list = vip.NewVIPs(vips, log, vip.WithGuard(p.guard), vip.WithAddrTable(nh)), vips
 		p.close = append(p.close, p.vips.Close)
 		nc.VIPs = p.vips
-		ifl, err := failover.OpenIfFlags()
+		ifl, err := vip.OpenIfFlags()
 		if err != nil {
 			return nil, fmt.Errorf("failover.vips: %w", err)
 		}
 		p.close = append(p.close, ifl.Close)
 		nc.Interfaces = ifl
-		nc.ProbeVIPs = func(ctx context.Context) ([]failover.VIPAnswer, error) { return failover.ProbeVIPs(ctx, vips) }
-		nc.Forwarded = func() bool { return failover.Forwarded(vips) }
+		nc.ProbeVIPs = func(ctx context.Context) ([]vip.VIPAnswer, error) { return vip.ProbeVIPs(ctx, vips) }
+		nc.Forwarded = func() bool { return vip.Forwarded(vips) }
 	}
 	if fo.Sync != nil {
-		sc, err := failover.OpenSync()
+		sc, err := ipvssync.OpenSync()
 		if err != nil {
 			return nil, fmt.Errorf("failover.sync: %w", err)
 		}
 		p.close = append(p.close, sc.Close)
 		nc.Sync = sc
-		nc.SyncDaemon = failover.SyncDaemon{Interface: fo.Sync.Interface, SyncID: uint32(fo.Sync.SyncID)}
-		if nc.Handover, err = failover.NewHandover(nc.SyncDaemon, connRoutes(live)); err != nil {
+		nc.SyncDaemon = ipvssync.SyncDaemon{Interface: fo.Sync.Interface, SyncID: uint32(fo.Sync.SyncID)}
+		if nc.Handover, err = ipvssync.NewHandover(nc.SyncDaemon, connRoutes(live)); err != nil {
 			return nil, fmt.Errorf("failover.sync: %w", err)
 		}
 	}
@@ -188,7 +191,7 @@ func (p *pair) closeAll() {
 
 // RunGuard is the VIP guard child's whole life (directord -vip-guard).
 func RunGuard(log *slog.Logger) error {
-	return failover.RunGuard(os.Stdin, log)
+	return vip.RunGuard(os.Stdin, log)
 }
 
 // failoverStatus is the pair's part of directorctl status; nil without a

@@ -5,13 +5,13 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/director"
-	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/ipvssync"
 )
 
 // connRoutes tells the failover handover how the services in force route
 // connections: built once per handover, as a table may be large.
-func connRoutes(live func() *config.Config) func() failover.ConnRoute {
-	return func() failover.ConnRoute { return newRouteIndex(live()).route }
+func connRoutes(live func() *config.Config) func() ipvssync.ConnRoute {
+	return func() ipvssync.ConnRoute { return newRouteIndex(live()).route }
 }
 
 type routeKey struct {
@@ -26,7 +26,7 @@ type routeKey struct {
 type routeIndex struct {
 	byAddr map[routeKey]*config.Service
 	byDest map[netip.Addr][]*config.Service // fwmark services, in config order
-	fwd    map[destKey]failover.ForwardMethod
+	fwd    map[destKey]ipvssync.ForwardMethod
 }
 
 // destKey is a real server of a service; port 0 stands for any port.
@@ -36,7 +36,7 @@ type destKey struct {
 }
 
 func newRouteIndex(cfg *config.Config) *routeIndex {
-	x := &routeIndex{byAddr: map[routeKey]*config.Service{}, byDest: map[netip.Addr][]*config.Service{}, fwd: map[destKey]failover.ForwardMethod{}}
+	x := &routeIndex{byAddr: map[routeKey]*config.Service{}, byDest: map[netip.Addr][]*config.Service{}, fwd: map[destKey]ipvssync.ForwardMethod{}}
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		if s.FWMark == 0 {
@@ -59,7 +59,7 @@ func newRouteIndex(cfg *config.Config) *routeIndex {
 	return x
 }
 
-func (x *routeIndex) route(c failover.Conn) (uint32, failover.ForwardMethod, bool) {
+func (x *routeIndex) route(c ipvssync.Conn) (uint32, ipvssync.ForwardMethod, bool) {
 	for _, port := range []uint16{c.Virtual.Port(), 0} { // 0: a service of all ports
 		if s := x.byAddr[routeKey{c.Protocol, netip.AddrPortFrom(c.Virtual.Addr(), port)}]; s != nil {
 			return 0, x.forward(s, c.Dest), true
@@ -75,7 +75,7 @@ func (x *routeIndex) route(c failover.Conn) (uint32, failover.ForwardMethod, boo
 
 // forward is how s reaches dest: the real server's own method, else the
 // service's.
-func (x *routeIndex) forward(s *config.Service, dest netip.AddrPort) failover.ForwardMethod {
+func (x *routeIndex) forward(s *config.Service, dest netip.AddrPort) ipvssync.ForwardMethod {
 	for _, port := range []uint16{dest.Port(), 0} {
 		if fw, ok := x.fwd[destKey{s, netip.AddrPortFrom(dest.Addr(), port)}]; ok {
 			return fw
@@ -84,12 +84,12 @@ func (x *routeIndex) forward(s *config.Service, dest netip.AddrPort) failover.Fo
 	return forwardMethod(s.Forward)
 }
 
-func forwardMethod(fw config.Forward) failover.ForwardMethod {
+func forwardMethod(fw config.Forward) ipvssync.ForwardMethod {
 	switch fw {
 	case config.Direct:
-		return failover.ForwardRoute
+		return ipvssync.ForwardRoute
 	case config.Tunnel:
-		return failover.ForwardTunnel
+		return ipvssync.ForwardTunnel
 	}
-	return failover.ForwardMasq
+	return ipvssync.ForwardMasq
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/directorlb/director/config"
-	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/ipvssync"
 )
 
 const routesYAML = `
@@ -59,20 +59,20 @@ func TestConnRoutes(t *testing.T) {
 	ap := netip.MustParseAddrPort
 	for _, tc := range []struct {
 		name   string
-		c      failover.Conn
+		c      ipvssync.Conn
 		fwmark uint32
-		fwd    failover.ForwardMethod
+		fwd    ipvssync.ForwardMethod
 		routed bool
 	}{
-		{"nat real server", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4000"), Virtual: ap("192.0.2.10:80"), Dest: ap("10.1.0.11:80")}, 0, failover.ForwardMasq, true},
-		{"dr real server of a nat service", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4001"), Virtual: ap("192.0.2.10:80"), Dest: ap("10.1.0.12:80")}, 0, failover.ForwardRoute, true},
-		{"sorry server", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4002"), Virtual: ap("192.0.2.10:80"), Dest: ap("10.1.0.250:80")}, 0, failover.ForwardMasq, true},
-		{"udp service", failover.Conn{Protocol: 17, Client: ap("198.51.100.1:4003"), Virtual: ap("192.0.2.10:53"), Dest: ap("10.1.0.11:53")}, 0, failover.ForwardRoute, true},
-		{"no tcp service on 53", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4004"), Virtual: ap("192.0.2.10:53"), Dest: ap("10.1.0.11:53")}, 0, 0, false},
-		{"service of all ports", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4005"), Virtual: ap("192.0.2.20:8443"), Dest: ap("10.1.0.13:8443")}, 0, failover.ForwardTunnel, true},
-		{"fwmark service", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4006"), Virtual: ap("192.0.2.30:25"), Dest: ap("10.2.0.1:25")}, 42, failover.ForwardRoute, true},
-		{"ipv6 fwmark service", failover.Conn{Protocol: 6, Client: ap("[2001:db8::7]:4007"), Virtual: ap("[2001:db8::a]:25"), Dest: ap("[2001:db8::5]:25")}, 43, failover.ForwardRoute, true},
-		{"no service", failover.Conn{Protocol: 6, Client: ap("198.51.100.1:4008"), Virtual: ap("192.0.2.99:80"), Dest: ap("10.9.9.9:80")}, 0, 0, false},
+		{"nat real server", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4000"), Virtual: ap("192.0.2.10:80"), Dest: ap("10.1.0.11:80")}, 0, ipvssync.ForwardMasq, true},
+		{"dr real server of a nat service", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4001"), Virtual: ap("192.0.2.10:80"), Dest: ap("10.1.0.12:80")}, 0, ipvssync.ForwardRoute, true},
+		{"sorry server", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4002"), Virtual: ap("192.0.2.10:80"), Dest: ap("10.1.0.250:80")}, 0, ipvssync.ForwardMasq, true},
+		{"udp service", ipvssync.Conn{Protocol: 17, Client: ap("198.51.100.1:4003"), Virtual: ap("192.0.2.10:53"), Dest: ap("10.1.0.11:53")}, 0, ipvssync.ForwardRoute, true},
+		{"no tcp service on 53", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4004"), Virtual: ap("192.0.2.10:53"), Dest: ap("10.1.0.11:53")}, 0, 0, false},
+		{"service of all ports", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4005"), Virtual: ap("192.0.2.20:8443"), Dest: ap("10.1.0.13:8443")}, 0, ipvssync.ForwardTunnel, true},
+		{"fwmark service", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4006"), Virtual: ap("192.0.2.30:25"), Dest: ap("10.2.0.1:25")}, 42, ipvssync.ForwardRoute, true},
+		{"ipv6 fwmark service", ipvssync.Conn{Protocol: 6, Client: ap("[2001:db8::7]:4007"), Virtual: ap("[2001:db8::a]:25"), Dest: ap("[2001:db8::5]:25")}, 43, ipvssync.ForwardRoute, true},
+		{"no service", ipvssync.Conn{Protocol: 6, Client: ap("198.51.100.1:4008"), Virtual: ap("192.0.2.99:80"), Dest: ap("10.9.9.9:80")}, 0, 0, false},
 	} {
 		fwmark, fwd, ok := route(tc.c)
 		if fwmark != tc.fwmark || fwd != tc.fwd || ok != tc.routed {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/directorlb/director/checks"
 	"github.com/directorlb/director/config"
@@ -98,42 +97,9 @@ func annotate(st *director.Status, snap []checks.Status) {
 			if !ok || rs.Sorry {
 				continue
 			}
-			h := &director.Health{Check: cs.Type, Healthy: cs.Healthy, Since: cs.Since, Checked: cs.Checked,
+			h := &director.Health{Check: string(cs.Type), Healthy: cs.Healthy, Since: cs.Since, Checked: cs.Checked,
 				LatencyMS: float64(cs.Latency.Microseconds()) / 1000, Error: cs.Error}
 			rs.Health = h
-		}
-	}
-}
-
-// rampStep is how often slow-starting servers' weights are raised.
-const rampStep = time.Second
-
-// ramp raises the weights of servers in slow start (see checks.Weights)
-// step by step: their weight is a function of time, which no check
-// transition would otherwise bring to the kernel.
-func (s *server) ramp(ctx context.Context, pending *changes) {
-	t := time.NewTicker(rampStep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cfg, now := s.cfg.Load(), time.Now()
-		for i := range cfg.Services {
-			svc := &cfg.Services[i]
-			if svc.SlowStart == 0 {
-				continue
-			}
-			for _, rs := range svc.RealServers {
-				rec := s.eng.Recovered(svc.Name, rs.AddrPort())
-				// Two steps past the end, so the full weight is applied.
-				if !rec.IsZero() && now.Sub(rec) < svc.SlowStart+2*rampStep {
-					pending.add(svc.Name)
-					break
-				}
-			}
 		}
 	}
 }

@@ -113,9 +113,9 @@ func setTunnel(d *ipvs.Destination, t *config.TunnelSpec) {
 	}
 	d.TunnelPort = t.Port
 	switch t.Checksum {
-	case "csum":
+	case config.Csum:
 		d.TunnelFlags = ipvs.TunnelEncapChecksum
-	case "remcsum":
+	case config.RemCsum:
 		d.TunnelFlags = ipvs.TunnelEncapRemoteChecksum
 	}
 }

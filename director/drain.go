@@ -253,9 +253,6 @@ func (d *Director) pruneDrains(cfg *config.Config) {
 	}
 }
 
-// maxDrainFile bounds the drains file: a record is about 100 bytes.
-const maxDrainFile = 8 << 20
-
 // loadDrains reads the records saved before a restart or a reboot. The
 // file must be root's, in a directory only root can write: anyone else
 // could drain a server through it.
@@ -263,7 +260,7 @@ func (d *Director) loadDrains() {
 	if d.drainPath == "" {
 		return
 	}
-	b, err := rootfile.ReadState(d.drainPath, maxDrainFile)
+	b, err := rootfile.ReadState(d.drainPath, maxStateFile)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			d.log.Error("not trusting the saved drains; none are drained until they are set again or heard from the peer", "path", d.drainPath, "err", err)

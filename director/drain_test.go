@@ -125,3 +125,17 @@ func TestDrainsFileUntrusted(t *testing.T) {
 		t.Fatal("a sound drains file was not read")
 	}
 }
+
+// The rule that merges the pair's records: the later word wins; at the
+// same instant the drain, the safe side.
+func TestDrainMarkNewer(t *testing.T) {
+	at := time.Unix(100, 0)
+	drained, enabled := drainMark{drained: true, at: at}, drainMark{drained: false, at: at}
+	if !drained.newer(enabled) || enabled.newer(drained) {
+		t.Error("at the same instant a drain must win")
+	}
+	later := drainMark{drained: false, at: at.Add(time.Nanosecond)}
+	if !later.newer(drained) || drained.newer(later) {
+		t.Error("the later decision must win")
+	}
+}

@@ -2,20 +2,16 @@ package director
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cloudflare/ipvs"
 	"github.com/directorlb/director/config"
-	"github.com/directorlb/director/rootfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -545,62 +541,4 @@ func (r *Reconciler) SetTimeouts(t *config.Timeouts) error {
 	}
 	r.log.Info("ipvs timeouts set", "tcp", want.TCPTimeout, "tcp_fin", want.TCPFinTimeout, "udp", want.UDPTimeout)
 	return nil
-}
-
-func (r *Reconciler) loadOwned() {
-	if r.statePath == "" {
-		return
-	}
-	// Only a file root wrote, in a directory only root can write, is
-	// believed: its word deletes services, so one planted by another
-	// user could empty the table. Refused, the record starts empty and
-	// nothing the config does not name is removed.
-	b, err := rootfile.ReadState(r.statePath, maxStateFile)
-	if err != nil {
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case errors.Is(err, rootfile.ErrInsecure) || errors.Is(err, rootfile.ErrTooLarge):
-			r.log.Error("refusing the list of owned services: root alone did not write it; owning only what the config names and removing nothing on its word",
-				"path", r.statePath, "err", err)
-		default:
-			r.log.Warn("cannot read the list of owned services; owning only what the config names", "path", r.statePath, "err", err)
-		}
-		return
-	}
-	var keys []SvcKey
-	if err := json.Unmarshal(b, &keys); err != nil {
-		r.log.Warn("ignoring a corrupt list of owned services", "path", r.statePath, "err", err)
-		return
-	}
-	for _, k := range keys {
-		r.owned[k] = true
-	}
-}
-
-func (r *Reconciler) saveOwned() {
-	if r.statePath == "" {
-		return
-	}
-	keys := make([]SvcKey, 0, len(r.owned))
-	for k := range r.owned {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareSvcKey)
-	b, _ := json.Marshal(keys)
-	if err := writeFileAtomic(r.statePath, b, 0o600); err != nil {
-		r.log.Warn("cannot save the list of owned services", "path", r.statePath, "err", err)
-	}
-}
-
-// maxStateFile bounds owned.json and the drains file: ~60 bytes an entry,
-// so room for far more services than IPVS holds.
-const maxStateFile = 16 << 20
-
-// writeFileAtomic writes a state file so that ReadState trusts it: root's,
-// replaced whole by rename and synced, in a directory made root's alone.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	return rootfile.WriteFile(path, data, perm)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
 	"github.com/directorlb/director/lab/topo"
 )
 
@@ -22,14 +23,14 @@ var linksKey = []byte("links-test-key-0123456789")
 
 // linksEnd is one open link and the frames it receives, in order.
 type linksEnd struct {
-	l  failover.Link
+	l  heartbeat.Link
 	rx chan []byte
 }
 
 // linksOpen opens a link inside h and receives from it until cleanup.
-func linksOpen(t *testing.T, h *topo.Host, open func() (failover.Link, error)) *linksEnd {
+func linksOpen(t *testing.T, h *topo.Host, open func() (heartbeat.Link, error)) *linksEnd {
 	t.Helper()
-	var l failover.Link
+	var l heartbeat.Link
 	if err := h.Do(func() (err error) {
 		l, err = open()
 		return err
@@ -39,7 +40,7 @@ func linksOpen(t *testing.T, h *topo.Host, open func() (failover.Link, error)) *
 	e := &linksEnd{l: l, rx: make(chan []byte, 64)}
 	done := make(chan error, 1)
 	go func() {
-		buf := make([]byte, failover.MaxFrameSize)
+		buf := make([]byte, heartbeat.MaxFrameSize)
 		for {
 			n, err := l.Recv(buf)
 			if err != nil {
@@ -61,8 +62,8 @@ func linksOpen(t *testing.T, h *topo.Host, open func() (failover.Link, error)) *
 // linksFrame is a heartbeat from node, distinct by seq.
 func linksFrame(t *testing.T, node string, seq uint64) []byte {
 	t.Helper()
-	b, err := failover.Encode(linksKey, failover.Message{
-		Kind: failover.KindHeartbeat, Node: node, Role: failover.RoleActive,
+	b, err := heartbeat.Encode(linksKey, heartbeat.Message{
+		Kind: heartbeat.KindHeartbeat, Node: node, Role: heartbeat.RoleActive,
 		Boot: 1, Seq: seq, Time: time.Now(),
 	})
 	if err != nil {
@@ -72,7 +73,7 @@ func linksFrame(t *testing.T, node string, seq uint64) []byte {
 }
 
 func linksDescribe(frame []byte) string {
-	m, err := failover.Decode(linksKey, frame)
+	m, err := heartbeat.Decode(linksKey, frame)
 	if err != nil {
 		return fmt.Sprintf("%x (%v)", frame, err)
 	}
@@ -113,11 +114,11 @@ func TestHeartbeatLinks(t *testing.T) {
 	group4, group6 := netip.MustParseAddr("239.192.0.18"), netip.MustParseAddr("ff02::12")
 	open := func(h *topo.Host, if1, if2, peer string) []*linksEnd {
 		return []*linksEnd{
-			linksOpen(t, h, func() (failover.Link, error) {
-				return failover.OpenUnicast(if1, port, netip.MustParseAddr(peer))
+			linksOpen(t, h, func() (heartbeat.Link, error) {
+				return heartbeat.OpenUnicast(if1, port, netip.MustParseAddr(peer))
 			}),
-			linksOpen(t, h, func() (failover.Link, error) { return failover.OpenMulticast(if2, port, group4) }),
-			linksOpen(t, h, func() (failover.Link, error) { return failover.OpenMulticast(if2, port, group6) }),
+			linksOpen(t, h, func() (heartbeat.Link, error) { return heartbeat.OpenMulticast(if2, port, group4) }),
+			linksOpen(t, h, func() (heartbeat.Link, error) { return heartbeat.OpenMulticast(if2, port, group6) }),
 		}
 	}
 	ae, be := open(a, aIf1, aIf2, "10.71.1.2"), open(b, bIf1, bIf2, "10.71.1.1")

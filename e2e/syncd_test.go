@@ -15,17 +15,17 @@ import (
 	"time"
 
 	"github.com/cloudflare/ipvs"
-	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/ipvssync"
 	"github.com/directorlb/director/lab/topo"
 )
 
 // syncdOpen opens a sync daemon connection inside a host: the netlink
 // socket belongs to the namespace it is created in.
-func syncdOpen(t *testing.T, h *topo.Host) *failover.SyncConn {
+func syncdOpen(t *testing.T, h *topo.Host) *ipvssync.SyncConn {
 	t.Helper()
-	var c *failover.SyncConn
+	var c *ipvssync.SyncConn
 	if err := h.Do(func() (err error) {
-		c, err = failover.OpenSync()
+		c, err = ipvssync.OpenSync()
 		return err
 	}); err != nil {
 		t.Fatalf("sync daemon connection in %s: %v", h.Name, err)
@@ -34,7 +34,7 @@ func syncdOpen(t *testing.T, h *topo.Host) *failover.SyncConn {
 	return c
 }
 
-func syncdList(t *testing.T, c *failover.SyncConn) []failover.SyncDaemon {
+func syncdList(t *testing.T, c *ipvssync.SyncConn) []ipvssync.SyncDaemon {
 	t.Helper()
 	ds, err := c.Daemons()
 	if err != nil {
@@ -46,7 +46,7 @@ func syncdList(t *testing.T, c *failover.SyncConn) []failover.SyncDaemon {
 // syncdExpect checks that exactly the given daemons run, as the kernel
 // reports them: state, interface and sync id as started, and the
 // kernel's defaults for what was left unset.
-func syncdExpect(t *testing.T, got []failover.SyncDaemon, want ...failover.SyncDaemon) {
+func syncdExpect(t *testing.T, got []ipvssync.SyncDaemon, want ...ipvssync.SyncDaemon) {
 	t.Helper()
 	t.Logf("kernel reports %+v", got)
 	if got == nil {
@@ -88,16 +88,16 @@ func TestSyncDaemonControl(t *testing.T) {
 
 	syncdExpect(t, syncdList(t, c))
 
-	master := failover.SyncDaemon{State: failover.SyncMaster, Interface: ifName, SyncID: 10}
-	backup := failover.SyncDaemon{State: failover.SyncBackup, Interface: ifName, SyncID: 10}
-	for _, d := range []failover.SyncDaemon{master, backup} {
+	master := ipvssync.SyncDaemon{State: ipvssync.SyncMaster, Interface: ifName, SyncID: 10}
+	backup := ipvssync.SyncDaemon{State: ipvssync.SyncBackup, Interface: ifName, SyncID: 10}
+	for _, d := range []ipvssync.SyncDaemon{master, backup} {
 		if err := c.Start(d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	syncdExpect(t, syncdList(t, c), master, backup)
 
-	for _, d := range []failover.SyncDaemon{master, backup} {
+	for _, d := range []ipvssync.SyncDaemon{master, backup} {
 		if err := c.Start(d); err != nil {
 			t.Fatalf("starting a running %s again: %v", d.State, err)
 		}
@@ -111,15 +111,15 @@ func TestSyncDaemonControl(t *testing.T) {
 	}
 	syncdExpect(t, syncdList(t, c), master, backup)
 
-	if err := c.Stop(failover.SyncMaster); err != nil {
+	if err := c.Stop(ipvssync.SyncMaster); err != nil {
 		t.Fatal(err)
 	}
 	syncdExpect(t, syncdList(t, c), backup)
-	if err := c.Stop(failover.SyncMaster); err != nil {
+	if err := c.Stop(ipvssync.SyncMaster); err != nil {
 		t.Fatalf("stopping a stopped master: %v", err)
 	}
 
-	missing := failover.SyncDaemon{State: failover.SyncMaster, Interface: "nosuch0", SyncID: 10}
+	missing := ipvssync.SyncDaemon{State: ipvssync.SyncMaster, Interface: "nosuch0", SyncID: 10}
 	err := c.Start(missing)
 	if !errors.Is(err, syscall.ENODEV) {
 		t.Fatalf("master on a missing interface: %v, want ENODEV", err)
@@ -130,7 +130,7 @@ func TestSyncDaemonControl(t *testing.T) {
 	t.Logf("missing interface: %v", err)
 	syncdExpect(t, syncdList(t, c), backup)
 
-	if err := c.Stop(failover.SyncBackup); err != nil {
+	if err := c.Stop(ipvssync.SyncBackup); err != nil {
 		t.Fatal(err)
 	}
 	syncdExpect(t, syncdList(t, c))
@@ -232,10 +232,10 @@ func TestSyncDaemonSyncsConnections(t *testing.T) {
 	virtualService(t, ipvsIn(t, d2), svc, ipvs.DirectRoute, real.String())
 
 	// The backup listens before the master speaks.
-	if err := syncdOpen(t, d2).Start(failover.SyncDaemon{State: failover.SyncBackup, Interface: d2If, SyncID: 7}); err != nil {
+	if err := syncdOpen(t, d2).Start(ipvssync.SyncDaemon{State: ipvssync.SyncBackup, Interface: d2If, SyncID: 7}); err != nil {
 		t.Fatal(err)
 	}
-	if err := syncdOpen(t, d1).Start(failover.SyncDaemon{State: failover.SyncMaster, Interface: d1If, SyncID: 7}); err != nil {
+	if err := syncdOpen(t, d1).Start(ipvssync.SyncDaemon{State: ipvssync.SyncMaster, Interface: d1If, SyncID: 7}); err != nil {
 		t.Fatal(err)
 	}
 

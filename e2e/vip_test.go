@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/directorlb/director/failover"
 	"github.com/directorlb/director/lab/topo"
+	"github.com/directorlb/director/vip"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -47,7 +47,7 @@ func init() {
 // vipGuardMain is what directord -vip-guard does.
 func vipGuardMain() int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := failover.RunGuard(os.Stdin, log); err != nil {
+	if err := vip.RunGuard(os.Stdin, log); err != nil {
 		log.Error("guard", "err", err)
 		return 1
 	}
@@ -62,14 +62,14 @@ func vipParentMain(args []string) int {
 		log.Error("usage: IFNAME CIDR...")
 		return 2
 	}
-	var vips []failover.VIP
+	var vips []vip.VIP
 	for _, c := range args[1:] {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
 			log.Error("parse", "err", err)
 			return 2
 		}
-		vips = append(vips, failover.VIP{Prefix: p, Interface: args[0]})
+		vips = append(vips, vip.VIP{Prefix: p, Interface: args[0]})
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -77,12 +77,12 @@ func vipParentMain(args []string) int {
 		return 2
 	}
 	ctx := context.Background()
-	g, err := failover.StartGuard(ctx, []string{self, vipGuardArg}, log)
+	g, err := vip.StartGuard(ctx, []string{self, vipGuardArg}, log)
 	if err != nil {
 		log.Error("guard", "err", err)
 		return 2
 	}
-	if err := failover.NewVIPs(vips, log, failover.WithGuard(g)).Acquire(ctx); err != nil {
+	if err := vip.NewVIPs(vips, log, vip.WithGuard(g)).Acquire(ctx); err != nil {
 		log.Error("acquire", "err", err)
 		return 2
 	}
@@ -97,14 +97,14 @@ func vipLogger(host string) *slog.Logger {
 
 // vipAcquire acquires inside h, whose namespace the announcement
 // sockets must be opened in.
-func vipAcquire(t *testing.T, h *topo.Host, v *failover.VIPs) {
+func vipAcquire(t *testing.T, h *topo.Host, v *vip.VIPs) {
 	t.Helper()
 	if err := h.Do(func() error { return v.Acquire(t.Context()) }); err != nil {
 		t.Fatalf("%s acquires: %v", h.Name, err)
 	}
 }
 
-func vipHeld(t *testing.T, who string, v *failover.VIPs, want []failover.VIP) {
+func vipHeld(t *testing.T, who string, v *vip.VIPs, want []vip.VIP) {
 	t.Helper()
 	got, err := v.Held()
 	if err != nil {
@@ -194,10 +194,10 @@ func TestVIPTakeoverAnnounces(t *testing.T) {
 	if2 := sw.Plug(d2, "192.0.2.2/24,2001:db8::2/64")
 	sw.Plug(client, "192.0.2.100/24,2001:db8::100/64")
 	v4, v6 := netip.MustParsePrefix("192.0.2.10/24"), netip.MustParsePrefix("2001:db8::10/64")
-	on1 := []failover.VIP{{Prefix: v4, Interface: if1}, {Prefix: v6, Interface: if1}}
-	on2 := []failover.VIP{{Prefix: v4, Interface: if2}, {Prefix: v6, Interface: if2}}
-	vips1 := failover.NewVIPs(on1, vipLogger("d1"), failover.WithAddrTable(d1.Netlink()))
-	vips2 := failover.NewVIPs(on2, vipLogger("d2"), failover.WithAddrTable(d2.Netlink()))
+	on1 := []vip.VIP{{Prefix: v4, Interface: if1}, {Prefix: v6, Interface: if1}}
+	on2 := []vip.VIP{{Prefix: v4, Interface: if2}, {Prefix: v6, Interface: if2}}
+	vips1 := vip.NewVIPs(on1, vipLogger("d1"), vip.WithAddrTable(d1.Netlink()))
+	vips2 := vip.NewVIPs(on2, vipLogger("d2"), vip.WithAddrTable(d2.Netlink()))
 	mac1, mac2 := d1.MAC(if1), d2.MAC(if2)
 	echo4, echo6 := "192.0.2.10:7", "[2001:db8::10]:7"
 
@@ -389,17 +389,17 @@ func TestProbeVIPsSeesHolders(t *testing.T) {
 	prober.WaitIPv6(ifP, 5*time.Second)
 	holder.WaitIPv6(ifH, 5*time.Second)
 	cidrs := []string{"192.0.2.10/24", "192.0.2.11/24", "2001:db8::10/64", "2001:db8::11/64"}
-	var vips []failover.VIP
+	var vips []vip.VIP
 	for _, c := range cidrs {
-		vips = append(vips, failover.VIP{Prefix: netip.MustParsePrefix(c), Interface: ifP})
+		vips = append(vips, vip.VIP{Prefix: netip.MustParsePrefix(c), Interface: ifP})
 	}
 	probe := func() map[netip.Addr]string {
 		t.Helper()
-		var answers []failover.VIPAnswer
+		var answers []vip.VIPAnswer
 		if err := prober.Do(func() (err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			answers, err = failover.ProbeVIPs(ctx, vips)
+			answers, err = vip.ProbeVIPs(ctx, vips)
 			return err
 		}); err != nil {
 			t.Fatalf("probe: %v", err)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/directorlb/director/heartbeat"
+	"github.com/directorlb/director/vip"
 )
 
 type fixedProber struct{ total int }
@@ -16,13 +19,13 @@ func (p fixedProber) Total() int                { return p.total }
 // takeover's own checks.
 func TestEarlyAt(t *testing.T) {
 	ms := time.Millisecond
-	probeVIPs := func(context.Context) ([]VIPAnswer, error) { return nil, nil }
+	probeVIPs := func(context.Context) ([]vip.VIPAnswer, error) { return nil, nil }
 	t0 := time.Unix(1000, 0)
 	newState := func(cfg NodeConfig) *state {
 		cfg.Keepalive, cfg.Deadtime = 50*ms, 200*ms
 		s := &state{n: &Node{cfg: cfg}, el: NewElection(cfg.Params, t0)}
-		s.el.SetRole(RoleStandby, t0)
-		s.el.Heard(Message{Node: "peer", Role: RoleActive, Kind: KindHeartbeat}, t0)
+		s.el.SetRole(heartbeat.RoleStandby, t0)
+		s.el.Heard(heartbeat.Message{Node: "peer", Role: heartbeat.RoleActive, Kind: heartbeat.KindHeartbeat}, t0)
 		return s
 	}
 	for _, c := range []struct {
@@ -40,9 +43,9 @@ func TestEarlyAt(t *testing.T) {
 		{"nothing to probe", NodeConfig{Pinger: fixedProber{0}}, nil, 0},
 		{"a fence waits for the peer to be declared dead", NodeConfig{ProbeVIPs: probeVIPs, Fence: []string{"/bin/true"}}, nil, 0},
 		{"the active director takes nothing over", NodeConfig{ProbeVIPs: probeVIPs},
-			func(s *state) { s.el.SetRole(RoleActive, t0) }, 0},
+			func(s *state) { s.el.SetRole(heartbeat.RoleActive, t0) }, 0},
 		{"a leaving peer is taken over at once", NodeConfig{ProbeVIPs: probeVIPs},
-			func(s *state) { s.el.Heard(Message{Node: "peer", Kind: KindLeaving}, t0) }, 0},
+			func(s *state) { s.el.Heard(heartbeat.Message{Node: "peer", Kind: heartbeat.KindLeaving}, t0) }, 0},
 		{"one check per silence", NodeConfig{ProbeVIPs: probeVIPs},
 			func(s *state) { s.early = &earlyCheck{heard: t0} }, 0},
 		{"one that found the VIPs answering is repeated at once", NodeConfig{ProbeVIPs: probeVIPs},

@@ -2,6 +2,8 @@ package failover
 
 import (
 	"time"
+
+	"github.com/directorlb/director/heartbeat"
 )
 
 // Params are the election's settings, from the config's failover block.
@@ -19,7 +21,7 @@ type Params struct {
 // peer is what the election knows of the other director: its last
 // authenticated message and when it arrived.
 type peer struct {
-	msg   Message
+	msg   heartbeat.Message
 	heard time.Time
 }
 
@@ -60,7 +62,7 @@ func (r Reason) String() string {
 type Election struct {
 	p     Params
 	start time.Time
-	role  Role
+	role  heartbeat.Role
 	peer  *peer
 	// pingReached is how many ping nodes answered lately; pinged is
 	// false until the first probe has reported.
@@ -80,15 +82,15 @@ type Election struct {
 
 // NewElection starts an election at now in the init role.
 func NewElection(p Params, now time.Time) *Election {
-	return &Election{p: p, start: now, role: RoleInit}
+	return &Election{p: p, start: now, role: heartbeat.RoleInit}
 }
 
 // Role is the role in force.
-func (e *Election) Role() Role { return e.role }
+func (e *Election) Role() heartbeat.Role { return e.role }
 
 // SetRole records the role the node now really holds, from now.
-func (e *Election) SetRole(r Role, now time.Time) {
-	if e.role == RoleFault && r != RoleFault {
+func (e *Election) SetRole(r heartbeat.Role, now time.Time) {
+	if e.role == heartbeat.RoleFault && r != heartbeat.RoleFault {
 		e.faultEnded = now
 	}
 	e.role = r
@@ -97,11 +99,11 @@ func (e *Election) SetRole(r Role, now time.Time) {
 // recovering reports whether this director is coming out of fault: in
 // it still, its cause gone, or out of it for less than deadtime.
 func (e *Election) recovering(now time.Time) bool {
-	return e.role == RoleFault || (!e.faultEnded.IsZero() && now.Sub(e.faultEnded) < e.p.Deadtime)
+	return e.role == heartbeat.RoleFault || (!e.faultEnded.IsZero() && now.Sub(e.faultEnded) < e.p.Deadtime)
 }
 
 // Heard records an authenticated, fresh message from the peer.
-func (e *Election) Heard(m Message, now time.Time) {
+func (e *Election) Heard(m heartbeat.Message, now time.Time) {
 	e.peer = &peer{msg: m, heard: now}
 	// The operator's newest request wins: a request made on the peer
 	// after ours cancels ours.
@@ -148,14 +150,14 @@ func (e *Election) Pref() (int8, uint32) { return e.pref, e.prefSeq }
 // PeerAlive reports whether the peer is heard within deadtime and has
 // not said it is leaving.
 func (e *Election) PeerAlive(now time.Time) bool {
-	return e.peer != nil && e.peer.msg.Kind != KindLeaving && now.Sub(e.peer.heard) < e.p.Deadtime
+	return e.peer != nil && e.peer.msg.Kind != heartbeat.KindLeaving && now.Sub(e.peer.heard) < e.p.Deadtime
 }
 
 // Peer is the peer's last message and when it came; ok is false if the
 // peer was never heard.
-func (e *Election) Peer() (m Message, heard time.Time, ok bool) {
+func (e *Election) Peer() (m heartbeat.Message, heard time.Time, ok bool) {
 	if e.peer == nil {
-		return Message{}, time.Time{}, false
+		return heartbeat.Message{}, time.Time{}, false
 	}
 	return e.peer.msg, e.peer.heard, true
 }
@@ -165,15 +167,15 @@ func (e *Election) Peer() (m Message, heard time.Time, ok bool) {
 // the end of the wait after leaving fault.
 func (e *Election) Deadline() time.Time {
 	var d time.Time
-	if e.peer == nil && e.role != RoleActive {
+	if e.peer == nil && e.role != heartbeat.RoleActive {
 		d = e.start.Add(e.p.Initdead)
 	}
-	if e.peer != nil && e.peer.msg.Kind != KindLeaving {
+	if e.peer != nil && e.peer.msg.Kind != heartbeat.KindLeaving {
 		if dead := e.peer.heard.Add(e.p.Deadtime); d.IsZero() || dead.Before(d) {
 			d = dead
 		}
 	}
-	if e.role == RoleStandby && !e.faultEnded.IsZero() {
+	if e.role == heartbeat.RoleStandby && !e.faultEnded.IsZero() {
 		if end := e.faultEnded.Add(e.p.Deadtime); d.IsZero() || end.Before(d) {
 			d = end
 		}
@@ -185,54 +187,54 @@ func (e *Election) Deadline() time.Time {
 // is wanted only when the peer is not active too, so two directors that
 // see the same messages never both want the VIPs: the loser steps down
 // first, says so at once, and the winner takes over on hearing it.
-func (e *Election) Want(now time.Time) (Role, Reason) {
+func (e *Election) Want(now time.Time) (heartbeat.Role, Reason) {
 	if e.Fault() != "" {
-		return RoleFault, ReasonNone
+		return heartbeat.RoleFault, ReasonNone
 	}
 	if !e.PeerAlive(now) {
-		if e.peer != nil && e.peer.msg.Kind == KindLeaving {
-			return RoleActive, ReasonPeerLeft
+		if e.peer != nil && e.peer.msg.Kind == heartbeat.KindLeaving {
+			return heartbeat.RoleActive, ReasonPeerLeft
 		}
-		if e.role != RoleActive && e.peer == nil && now.Sub(e.start) < e.p.Initdead {
-			return RoleInit, ReasonNone
+		if e.role != heartbeat.RoleActive && e.peer == nil && now.Sub(e.start) < e.p.Initdead {
+			return heartbeat.RoleInit, ReasonNone
 		}
-		if e.role == RoleActive {
-			return RoleActive, ReasonNone
+		if e.role == heartbeat.RoleActive {
+			return heartbeat.RoleActive, ReasonNone
 		}
-		return RoleActive, ReasonPeerDead
+		return heartbeat.RoleActive, ReasonPeerDead
 	}
 	pm := e.peer.msg
-	if pm.Role != RoleActive && e.recovering(now) {
+	if pm.Role != heartbeat.RoleActive && e.recovering(now) {
 		// Out of fault this moment, perhaps on the same news as the peer
 		// (a ping node both had lost answers again), and each side's
 		// view of the other is a heartbeat old: of two directors in
 		// fault the higher in rank serves first; otherwise this one waits
 		// a deadtime for a fresh word from the peer, which serves now or
 		// soon will.
-		if pm.Role == RoleFault && e.ranksAbove(pm) {
-			return RoleActive, ReasonPeerLeft
+		if pm.Role == heartbeat.RoleFault && e.ranksAbove(pm) {
+			return heartbeat.RoleActive, ReasonPeerLeft
 		}
-		return RoleStandby, ReasonRank
+		return heartbeat.RoleStandby, ReasonRank
 	}
-	if pm.Role == RoleFault {
-		return RoleActive, ReasonPeerLeft
+	if pm.Role == heartbeat.RoleFault {
+		return heartbeat.RoleActive, ReasonPeerLeft
 	}
 	if !e.outranks(pm) {
-		return RoleStandby, ReasonRank
+		return heartbeat.RoleStandby, ReasonRank
 	}
-	if pm.Role == RoleActive && e.role != RoleActive {
+	if pm.Role == heartbeat.RoleActive && e.role != heartbeat.RoleActive {
 		// Ours by rank, but the peer still holds the VIPs: wait for it
 		// to step down, which it does as soon as it hears us.
-		return RoleStandby, ReasonRank
+		return heartbeat.RoleStandby, ReasonRank
 	}
-	if e.role == RoleActive {
-		return RoleActive, ReasonNone
+	if e.role == heartbeat.RoleActive {
+		return heartbeat.RoleActive, ReasonNone
 	}
-	return RoleActive, ReasonRank
+	return heartbeat.RoleActive, ReasonRank
 }
 
 // ranksAbove is the order configured: priority, then the lower name.
-func (e *Election) ranksAbove(pm Message) bool {
+func (e *Election) ranksAbove(pm heartbeat.Message) bool {
 	if e.p.Priority != pm.Priority {
 		return e.p.Priority > pm.Priority
 	}
@@ -241,7 +243,7 @@ func (e *Election) ranksAbove(pm Message) bool {
 
 // outranks decides between two healthy directors that hear each other.
 // Both sides apply the same rules to the same facts, so they agree.
-func (e *Election) outranks(pm Message) bool {
+func (e *Election) outranks(pm heartbeat.Message) bool {
 	// heartbeat's ipfail: the director that reaches more ping nodes serves.
 	// A director that has not probed yet says PingTotal 0: its count is
 	// unknown, not zero, and must not lose it the election.
@@ -253,8 +255,8 @@ func (e *Election) outranks(pm Message) bool {
 		return e.pref > pm.Pref
 	}
 	// Without auto_failback the director that serves keeps serving.
-	if !e.p.AutoFailback && (e.role == RoleActive) != (pm.Role == RoleActive) {
-		return e.role == RoleActive
+	if !e.p.AutoFailback && (e.role == heartbeat.RoleActive) != (pm.Role == heartbeat.RoleActive) {
+		return e.role == heartbeat.RoleActive
 	}
 	return e.ranksAbove(pm)
 }

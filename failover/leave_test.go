@@ -6,7 +6,13 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/directorlb/director/heartbeat"
+	"github.com/directorlb/director/ipvssync"
 )
+
+// testKey authenticates the heartbeats of the nodes under test.
+var testKey = []byte("0123456789abcdef-test-key")
 
 // stepLog records, in order, what a leaving node does to the VIPs, the
 // sync daemons and the links.
@@ -23,18 +29,18 @@ func (l *stepLog) Release(gone func()) error {
 	return nil
 }
 func (l *stepLog) Prepare() {}
-func (l *stepLog) Start(d SyncDaemon) error {
+func (l *stepLog) Start(d ipvssync.SyncDaemon) error {
 	l.steps = append(l.steps, "sync start "+d.State.String())
 	return nil
 }
-func (l *stepLog) Stop(st SyncState) error {
+func (l *stepLog) Stop(st ipvssync.SyncState) error {
 	l.steps = append(l.steps, "sync stop "+st.String())
 	return nil
 }
-func (l *stepLog) Daemons() ([]SyncDaemon, error) { return nil, nil }
-func (l *stepLog) Hand(fresh bool, _ time.Time) (HandoverStats, error) {
+func (l *stepLog) Daemons() ([]ipvssync.SyncDaemon, error) { return nil, nil }
+func (l *stepLog) Hand(fresh bool, _ time.Time) (ipvssync.HandoverStats, error) {
 	l.steps = append(l.steps, map[bool]string{true: "hand all", false: "hand changes"}[fresh])
-	return HandoverStats{}, nil
+	return ipvssync.HandoverStats{}, nil
 }
 
 type stepLink struct{ log *stepLog }
@@ -44,7 +50,7 @@ func (stepLink) Recv([]byte) (int, error) { select {} }
 func (stepLink) Close() error             { return nil }
 func (l stepLink) Send(frame []byte) error {
 	kind := "heartbeat"
-	if m, err := Decode(wireTestKey, frame); err == nil && m.Kind == KindLeaving {
+	if m, err := heartbeat.Decode(testKey, frame); err == nil && m.Kind == heartbeat.KindLeaving {
 		kind = "leaving"
 	}
 	l.log.steps = append(l.log.steps, "send "+kind)
@@ -59,7 +65,7 @@ func (l stepLink) Send(frame []byte) error {
 func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	var l stepLog
 	s := stepState(&l)
-	s.el.SetRole(RoleActive, t0)
+	s.el.SetRole(heartbeat.RoleActive, t0)
 	s.leave()
 	want := []string{"release", "send leaving", "released", "sync stop master"}
 	if !slices.Equal(l.steps, want) {
@@ -67,7 +73,7 @@ func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 	}
 
 	l.steps = nil
-	s.el.SetRole(RoleStandby, t0)
+	s.el.SetRole(heartbeat.RoleStandby, t0)
 	s.leave()
 	if want := []string{"send leaving"}; !slices.Equal(l.steps, want) {
 		t.Errorf("a standby leaving: %q, want %q", l.steps, want)
@@ -77,7 +83,7 @@ func TestLeaveReleasesThenTellsThenStopsSync(t *testing.T) {
 // stepState is a node whose VIPs, sync daemons, links and handover all
 // record in l.
 func stepState(l *stepLog) *state {
-	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{l}}, VIPs: l, Sync: l}
+	cfg := NodeConfig{Key: testKey, Links: []heartbeat.Link{stepLink{l}}, VIPs: l, Sync: l}
 	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", 50*time.Millisecond, 200*time.Millisecond
 	return &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
 }
@@ -93,8 +99,8 @@ func TestStepDownHandsConnectionsOver(t *testing.T) {
 	var l stepLog
 	s := stepState(&l)
 	s.n.cfg.Handover = &l
-	s.el.SetRole(RoleActive, t0)
-	s.el.Heard(Message{Kind: KindHeartbeat, Node: "b", Role: RoleStandby, Priority: 100, Boot: 1, Seq: 1, Time: time.Now()}, time.Now())
+	s.el.SetRole(heartbeat.RoleActive, t0)
+	s.el.Heard(heartbeat.Message{Kind: heartbeat.KindHeartbeat, Node: "b", Role: heartbeat.RoleStandby, Priority: 100, Boot: 1, Seq: 1, Time: time.Now()}, time.Now())
 	if !s.el.PeerAlive(time.Now()) {
 		t.Fatal("the peer is not alive")
 	}
@@ -105,8 +111,8 @@ func TestStepDownHandsConnectionsOver(t *testing.T) {
 	}
 
 	l.steps = nil
-	s.el.SetRole(RoleActive, t0)
-	s.become(context.Background(), RoleStandby, ReasonRank)
+	s.el.SetRole(heartbeat.RoleActive, t0)
+	s.become(context.Background(), heartbeat.RoleStandby, ReasonRank)
 	want = []string{"hand all", "release", "send heartbeat", "hand changes", "released", "sync stop master"}
 	if !slices.Equal(l.steps, want) {
 		t.Errorf("a switchover: %q, want %q", l.steps, want)
@@ -116,7 +122,7 @@ func TestStepDownHandsConnectionsOver(t *testing.T) {
 	// reach the peer as soon as it answers: it must know them before.
 	l.steps = nil
 	s.n.cfg.Forwarded = func() bool { return true }
-	s.el.SetRole(RoleActive, t0)
+	s.el.SetRole(heartbeat.RoleActive, t0)
 	s.leave()
 	want = []string{"hand all", "release", "hand changes", "send leaving", "released", "sync stop master"}
 	if !slices.Equal(l.steps, want) {
@@ -126,7 +132,7 @@ func TestStepDownHandsConnectionsOver(t *testing.T) {
 	l.steps = nil
 	s = stepState(&l)
 	s.n.cfg.Handover = &l
-	s.el.SetRole(RoleActive, t0)
+	s.el.SetRole(heartbeat.RoleActive, t0)
 	s.leave()
 	if want := []string{"release", "send leaving", "released", "sync stop master"}; !slices.Equal(l.steps, want) {
 		t.Errorf("leaving with no peer: %q, want %q", l.steps, want)
@@ -154,17 +160,17 @@ type slowHandover struct {
 	saw   int
 }
 
-func (h *slowHandover) Hand(bool, time.Time) (HandoverStats, error) {
+func (h *slowHandover) Hand(bool, time.Time) (ipvssync.HandoverStats, error) {
 	give := time.After(5 * time.Second)
 	for h.saw < 2 {
 		select {
 		case <-h.beats:
 			h.saw++
 		case <-give:
-			return HandoverStats{}, nil
+			return ipvssync.HandoverStats{}, nil
 		}
 	}
-	return HandoverStats{}, nil
+	return ipvssync.HandoverStats{}, nil
 }
 
 // A handover that takes several keepalives (a large table) does not
@@ -172,7 +178,7 @@ func (h *slowHandover) Hand(bool, time.Time) (HandoverStats, error) {
 func TestHandoverKeepsHeartbeating(t *testing.T) {
 	beats := make(chan struct{}, 1)
 	h := &slowHandover{beats: beats}
-	cfg := NodeConfig{Key: wireTestKey, Links: []Link{beatLink{beats}}, Handover: h}
+	cfg := NodeConfig{Key: testKey, Links: []heartbeat.Link{beatLink{beats}}, Handover: h}
 	cfg.Node, cfg.Keepalive, cfg.Deadtime = "a", time.Millisecond, 4*time.Millisecond
 	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
 	s.handOver(true)

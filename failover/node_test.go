@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/directorlb/director/heartbeat"
 )
 
 // When the peer is judged dead, every link it spoke on is already down:
@@ -16,18 +16,18 @@ import (
 // of the takeover never sees a dead peer behind a live link.
 func TestPeerDeadTakesItsLinksDownFirst(t *testing.T) {
 	var l stepLog
-	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}, stepLink{&l}}, VIPs: &l, Sync: &l}
+	cfg := NodeConfig{Key: testKey, Links: []heartbeat.Link{stepLink{&l}, stepLink{&l}}, VIPs: &l, Sync: &l}
 	cfg.Node, cfg.Keepalive, cfg.Deadtime = "b", 50*time.Millisecond, 200*time.Millisecond
 	s := &state{
 		n:     &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)},
 		el:    NewElection(cfg.Params, time.Now()),
 		links: make([]linkState, 2),
 	}
-	s.el.SetRole(RoleStandby, t0)
+	s.el.SetRole(heartbeat.RoleStandby, t0)
 	// The peer's last heartbeat came over both links, just over deadtime
 	// ago; no tick has run since to notice the links went quiet.
 	at := time.Now().Add(-cfg.Deadtime - 10*time.Millisecond)
-	m := Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleActive, Boot: 1, Seq: 1, Time: at}
+	m := heartbeat.Message{Kind: heartbeat.KindHeartbeat, Node: "a", Priority: 200, Role: heartbeat.RoleActive, Boot: 1, Seq: 1, Time: at}
 	for i := range s.links {
 		s.heard(context.Background(), received{link: i, msg: m, at: at})
 	}
@@ -39,7 +39,7 @@ func TestPeerDeadTakesItsLinksDownFirst(t *testing.T) {
 	}
 
 	s.evaluate(context.Background())
-	if r := s.el.Role(); r != RoleActive {
+	if r := s.el.Role(); r != heartbeat.RoleActive {
 		t.Fatalf("role %v after the peer went silent for deadtime, want active", r)
 	}
 	// The peer's deadline is past and acted on: nothing to wake for.
@@ -91,7 +91,7 @@ func TestCheckInterfaces(t *testing.T) {
 }
 
 func TestNewNodeNeedsAnInterfaceReader(t *testing.T) {
-	cfg := NodeConfig{Links: []Link{stepLink{&stepLog{}}}, Keepalive: time.Second, VIPInterfaces: []string{"eth0"}}
+	cfg := NodeConfig{Links: []heartbeat.Link{stepLink{&stepLog{}}}, Keepalive: time.Second, VIPInterfaces: []string{"eth0"}}
 	cfg.Node, cfg.Deadtime = "a", 2*time.Second
 	if _, err := NewNode(cfg); err == nil {
 		t.Fatal("a node with VIP interfaces and no way to read them was accepted")
@@ -99,29 +99,6 @@ func TestNewNodeNeedsAnInterfaceReader(t *testing.T) {
 	cfg.Interfaces = links{}
 	if _, err := NewNode(cfg); err != nil {
 		t.Fatalf("with a reader: %v", err)
-	}
-}
-
-// IfFlags reads this host's loopback as up and running, and tells of an
-// interface that does not exist.
-func TestIfFlags(t *testing.T) {
-	f, err := OpenIfFlags()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fl, err := f.Flags("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fl&net.FlagUp == 0 || fl&net.FlagRunning == 0 {
-		t.Errorf("lo: %v, want up|running", fl)
-	}
-	if _, err := f.Flags("nosuch0"); !errors.Is(err, unix.ENODEV) {
-		t.Errorf("nosuch0: %v, want ENODEV", err)
-	}
-	if _, err := f.Flags("a-name-longer-than-ifnamsiz"); err == nil {
-		t.Error("a name longer than IFNAMSIZ was read")
 	}
 }
 
@@ -182,26 +159,26 @@ func TestPingNodesAskedFourTimesPerWindow(t *testing.T) {
 // and took the VIPs, must not make this director take them too.
 func TestEarlierBootDeliveredLateIsRefused(t *testing.T) {
 	var l stepLog
-	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}, stepLink{&l}}, VIPs: &l, Sync: &l}
+	cfg := NodeConfig{Key: testKey, Links: []heartbeat.Link{stepLink{&l}, stepLink{&l}}, VIPs: &l, Sync: &l}
 	cfg.Node, cfg.Keepalive, cfg.Deadtime = "b", 50*time.Millisecond, 200*time.Millisecond
 	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 2)}
-	s.el.SetRole(RoleStandby, t0)
+	s.el.SetRole(heartbeat.RoleStandby, t0)
 	now := time.Now()
-	farewell := Message{Kind: KindLeaving, Node: "a", Priority: 200, Role: RoleStandby, Boot: 7, Seq: 1, Time: now.Add(-100 * time.Millisecond)}
-	current := Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleActive, Boot: 8, Seq: 40, Time: now.Add(-10 * time.Millisecond)}
+	farewell := heartbeat.Message{Kind: heartbeat.KindLeaving, Node: "a", Priority: 200, Role: heartbeat.RoleStandby, Boot: 7, Seq: 1, Time: now.Add(-100 * time.Millisecond)}
+	current := heartbeat.Message{Kind: heartbeat.KindHeartbeat, Node: "a", Priority: 200, Role: heartbeat.RoleActive, Boot: 8, Seq: 40, Time: now.Add(-10 * time.Millisecond)}
 	s.heard(context.Background(), received{link: 0, msg: current, at: now})
 	s.heard(context.Background(), received{link: 1, msg: farewell, at: now})
-	if m, _, _ := s.el.Peer(); m.Boot != current.Boot || m.Kind != KindHeartbeat || !s.el.PeerAlive(now) {
+	if m, _, _ := s.el.Peer(); m.Boot != current.Boot || m.Kind != heartbeat.KindHeartbeat || !s.el.PeerAlive(now) {
 		t.Errorf("the peer is %+v, alive %v; want its current boot, active", m, s.el.PeerAlive(now))
 	}
-	if got := s.n.replayed.get(); got != 1 {
+	if got := s.n.replayed.Load(); got != 1 {
 		t.Errorf("%d refused, want the late message counted", got)
 	}
-	if want, why := s.el.Want(now); want != RoleStandby {
+	if want, why := s.el.Want(now); want != heartbeat.RoleStandby {
 		t.Errorf("wants %v (%v) after old news, want standby", want, why)
 	}
 	// A later boot is news: the peer started again.
-	again := Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleStandby, Boot: 9, Seq: 1, Time: now}
+	again := heartbeat.Message{Kind: heartbeat.KindHeartbeat, Node: "a", Priority: 200, Role: heartbeat.RoleStandby, Boot: 9, Seq: 1, Time: now}
 	s.heard(context.Background(), received{link: 1, msg: again, at: now})
 	if m, _, _ := s.el.Peer(); m.Boot != again.Boot {
 		t.Errorf("the peer's new boot was not taken: %+v", m)
@@ -213,21 +190,21 @@ func TestEarlierBootDeliveredLateIsRefused(t *testing.T) {
 // probe that a takeover from a leaving peer skips.
 func TestLateLeavingIsIgnored(t *testing.T) {
 	var l stepLog
-	cfg := NodeConfig{Key: wireTestKey, Links: []Link{stepLink{&l}}, VIPs: &l, Sync: &l}
+	cfg := NodeConfig{Key: testKey, Links: []heartbeat.Link{stepLink{&l}}, VIPs: &l, Sync: &l}
 	cfg.Node, cfg.Keepalive, cfg.Deadtime = "b", 50*time.Millisecond, 200*time.Millisecond
 	s := &state{n: &Node{cfg: cfg, log: slog.New(slog.DiscardHandler)}, el: NewElection(cfg.Params, time.Now()), links: make([]linkState, 1)}
-	s.el.SetRole(RoleStandby, t0)
+	s.el.SetRole(heartbeat.RoleStandby, t0)
 	now := time.Now()
-	s.heard(context.Background(), received{msg: Message{Kind: KindHeartbeat, Node: "a", Priority: 200, Role: RoleActive, Boot: 1, Seq: 1, Time: now}, at: now})
-	late := Message{Kind: KindLeaving, Node: "a", Priority: 200, Role: RoleStandby, Boot: 2, Seq: 1, Time: now.Add(-cfg.Deadtime - time.Millisecond)}
+	s.heard(context.Background(), received{msg: heartbeat.Message{Kind: heartbeat.KindHeartbeat, Node: "a", Priority: 200, Role: heartbeat.RoleActive, Boot: 1, Seq: 1, Time: now}, at: now})
+	late := heartbeat.Message{Kind: heartbeat.KindLeaving, Node: "a", Priority: 200, Role: heartbeat.RoleStandby, Boot: 2, Seq: 1, Time: now.Add(-cfg.Deadtime - time.Millisecond)}
 	s.heard(context.Background(), received{msg: late, at: now})
-	if want, why := s.el.Want(now); want != RoleStandby {
+	if want, why := s.el.Want(now); want != heartbeat.RoleStandby {
 		t.Errorf("wants %v (%v) after a late leaving, want standby", want, why)
 	}
 	fresh := late
 	fresh.Boot, fresh.Time = 3, now.Add(time.Millisecond)
 	s.heard(context.Background(), received{msg: fresh, at: now})
-	if want, why := s.el.Want(now); want != RoleActive || why != ReasonPeerLeft {
+	if want, why := s.el.Want(now); want != heartbeat.RoleActive || why != ReasonPeerLeft {
 		t.Errorf("wants %v (%v) after a fresh leaving, want active, peer not serving", want, why)
 	}
 }

@@ -3,6 +3,8 @@ package failover
 import (
 	"context"
 	"time"
+
+	"github.com/directorlb/director/heartbeat"
 )
 
 // Status is the node's state as directorctl status shows it.
@@ -87,7 +89,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st.Forged, st.Malformed, st.Replayed, st.SameName = n.forged.get(), n.malformed.get(), n.replayed.get(), n.foreign.get()
+	st.Forged, st.Malformed, st.Replayed, st.SameName = n.forged.Load(), n.malformed.Load(), n.replayed.Load(), n.foreign.Load()
 	// The kernel is read outside the state goroutine: a slow netlink
 	// answer must not delay heartbeats.
 	if n.cfg.Sync != nil {
@@ -116,7 +118,7 @@ func (s *state) status(now time.Time) Status {
 			if st.Transitions == nil {
 				st.Transitions = map[string]uint64{}
 			}
-			st.Transitions[Role(r).String()] = k
+			st.Transitions[heartbeat.Role(r).String()] = k
 		}
 	}
 	switch pref, _ := s.el.Pref(); pref {
@@ -127,7 +129,7 @@ func (s *state) status(now time.Time) Status {
 	}
 	if m, heard, ok := s.el.Peer(); ok {
 		role := m.Role.String()
-		if m.Kind == KindLeaving {
+		if m.Kind == heartbeat.KindLeaving {
 			role = "left"
 		}
 		st.Peer = &PeerStatus{
@@ -155,8 +157,8 @@ func (s *state) status(now time.Time) Status {
 }
 
 // Role reports the role in force.
-func (n *Node) Role(ctx context.Context) (Role, error) {
-	var r Role
+func (n *Node) Role(ctx context.Context) (heartbeat.Role, error) {
+	var r heartbeat.Role
 	err := n.do(ctx, func(s *state) { r = s.el.Role() })
 	return r, err
 }

@@ -8,6 +8,8 @@ package ipvsadm
 // starts with "-"), words that are not options kept as leftovers, and
 // "--" ending the options.
 
+import "strings"
+
 type optTag int
 
 const (
@@ -198,7 +200,7 @@ func (lp *lineParser) nextOpt() (*optDef, *string, *LineError) {
 				continue
 			}
 			if word[1] == '-' {
-				name, val, hasVal := cutByte(word[2:], '=')
+				name, val, hasVal := strings.Cut(word[2:], "=")
 				if o = findLong(name); o == nil {
 					return nil, nil, lp.poptError("unknown option")
 				}
@@ -248,13 +250,4 @@ func (lp *lineParser) nextOpt() (*optDef, *string, *LineError) {
 	lp.next++
 	lp.lastArg = v
 	return o, &v, nil
-}
-
-func cutByte(s string, sep byte) (before, after string, found bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }

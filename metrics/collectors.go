@@ -8,6 +8,7 @@ import (
 
 	"github.com/directorlb/director/director"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
 	"github.com/directorlb/director/liveness"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -72,8 +73,8 @@ func (c *pairCollector) Collect(ch chan<- prometheus.Metric) {
 	status := c.status.Load()
 	gauge(c.configured, boolValue(status != nil))
 	if status == nil {
-		for _, r := range failover.Roles {
-			gauge(c.role, boolValue(r == failover.RoleActive), r.String())
+		for _, r := range heartbeat.Roles {
+			gauge(c.role, boolValue(r == heartbeat.RoleActive), r.String())
 		}
 		return
 	}
@@ -90,7 +91,7 @@ func (c *pairCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for _, r := range failover.Roles {
+	for _, r := range heartbeat.Roles {
 		gauge(c.role, boolValue(st.Role == r.String()), r.String())
 		counter(c.transitions, st.Transitions[r.String()], r.String())
 	}
@@ -110,7 +111,7 @@ func (c *pairCollector) Collect(ch chan<- prometheus.Metric) {
 	alive, mismatch := false, false
 	if st.Peer != nil {
 		alive, mismatch = st.Peer.Alive, !st.Peer.ConfigMatch
-		for _, r := range failover.Roles {
+		for _, r := range heartbeat.Roles {
 			gauge(c.peerRole, boolValue(st.Peer.Role == r.String()), r.String())
 		}
 	}

@@ -130,9 +130,9 @@ func (e *Exporter) SetPair(status func(ctx context.Context) (*failover.Status, e
 }
 
 // CheckResult records one probe run (checks.Engine.OnResult).
-func (e *Exporter) CheckResult(typ string, outcome checks.Outcome, took time.Duration) {
-	e.checkDuration.WithLabelValues(typ).Observe(took.Seconds())
-	e.checkResults.WithLabelValues(typ, string(outcome)).Inc()
+func (e *Exporter) CheckResult(typ config.CheckType, outcome checks.Outcome, took time.Duration) {
+	e.checkDuration.WithLabelValues(string(typ)).Observe(took.Seconds())
+	e.checkResults.WithLabelValues(string(typ), string(outcome)).Inc()
 }
 
 // Reconciled records one reconcile's duration.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
 )
 
 // roles reads director_failover_role for each role, with whether it is there.
@@ -17,7 +18,7 @@ func roles(t *testing.T, e *Exporter) map[string]float64 {
 	t.Helper()
 	mfs, _ := scrape(t, e, false)
 	got := map[string]float64{}
-	for _, r := range failover.Roles {
+	for _, r := range heartbeat.Roles {
 		if v, ok := value(t, mfs, "director_failover_role", map[string]string{"role": r.String()}); ok {
 			got[r.String()] = v
 		}
@@ -31,7 +32,7 @@ func roles(t *testing.T, e *Exporter) map[string]float64 {
 func TestSingleDirectorIsActive(t *testing.T) {
 	e := New(Sources{Config: func() *config.Config { return nil }})
 	mfs, _ := scrape(t, e, false)
-	for _, r := range failover.Roles {
+	for _, r := range heartbeat.Roles {
 		want := 0.0
 		if r.String() == "active" {
 			want = 1

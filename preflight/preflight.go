@@ -23,7 +23,7 @@ import (
 	"syscall"
 
 	"github.com/directorlb/director/config"
-	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
 	"github.com/directorlb/director/rootfile"
 	"golang.org/x/sys/unix"
 )
@@ -100,7 +100,7 @@ func (c *checker) socket() {
 func (c *checker) failover(fo *config.Failover) {
 	// Exactly what directord's start reads: owner root, no group or
 	// other bits, a regular file, the key's length.
-	if _, err := failover.ReadAuthKey(fo.AuthKeyFile); err != nil {
+	if _, err := heartbeat.ReadAuthKey(fo.AuthKeyFile); err != nil {
 		c.errorf("failover.auth_key_file", "%v", err)
 	}
 	if fo.Notify != "" {
@@ -131,17 +131,17 @@ func (c *checker) checks() {
 	for i, s := range c.cfg.Services {
 		ch := s.Check
 		switch {
-		case ch.Type == "https" && ch.CAFile != "":
+		case ch.Type == config.CheckHTTPS && ch.CAFile != "":
 			if key, _, _ := c.cfg.CheckKey(i, "ca_file"); c.once("ca " + ch.CAFile) {
 				c.caFile(key, ch.CAFile)
 			}
-		case (ch.Type == "mysql" || ch.Type == "postgres") && ch.PasswordFile != "":
+		case (ch.Type == config.CheckMySQL || ch.Type == config.CheckPostgres) && ch.PasswordFile != "":
 			if key, _, _ := c.cfg.CheckKey(i, "password_file"); c.once("password " + ch.PasswordFile) {
 				if _, err := rootfile.ReadSecret(ch.PasswordFile, MaxPasswordFile); err != nil {
 					c.errorf(key, "password file %v", err)
 				}
 			}
-		case ch.Type == "exec" && len(ch.Command) > 0:
+		case ch.Type == config.CheckExec && len(ch.Command) > 0:
 			if key, _, _ := c.cfg.CheckKey(i, "command"); c.once("program " + ch.Command[0]) {
 				c.program(key, ch.Command[0])
 			}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/directorlb/director/config"
-	"github.com/directorlb/director/failover"
+	"github.com/directorlb/director/heartbeat"
 	"github.com/directorlb/director/preflight"
 )
 
@@ -283,11 +283,11 @@ func TestCheckInheritedFileOnce(t *testing.T) {
 	one(t, "errors", errs, "4:33: defaults.check.ca_file", "mode 0666")
 }
 
-// config cannot import failover; the limit on a node's name must still be
+// config cannot import heartbeat; the limit on a node's name must still be
 // the one the heartbeat carries.
 func TestNodeNameLimitAgrees(t *testing.T) {
-	if config.MaxNodeName != failover.MaxNodeName {
-		t.Errorf("config.MaxNodeName %d, failover.MaxNodeName %d", config.MaxNodeName, failover.MaxNodeName)
+	if config.MaxNodeName != heartbeat.MaxNodeName {
+		t.Errorf("config.MaxNodeName %d, heartbeat.MaxNodeName %d", config.MaxNodeName, heartbeat.MaxNodeName)
 	}
 }
 

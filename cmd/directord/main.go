@@ -50,9 +50,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "directord: -log-format must be text or json, not %q\n", *format)
 		os.Exit(2)
 	}
+	log := slog.New(h)
+	// The signals are main's: SIGTERM and SIGINT stop directord
+	// gracefully (ctx), SIGHUP asks for a reload.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: slog.New(h)})
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: log, Reload: reloads(log, *path)})
 	if err == nil {
 		return
 	}
@@ -66,4 +69,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "directord: %v\n", err)
 	}
 	os.Exit(1)
+}
+
+// reloads turns each SIGHUP into a reload request. Requests coalesce: one
+// SIGHUP or many while a reload is pending make one more reload.
+func reloads(log *slog.Logger, path string) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP: reloading", "config", path)
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
 }
