@@ -25,7 +25,8 @@ type decoder struct {
 	dropped int
 	last    *yaml.Node // where the last dropped problem was
 
-	realServerCount int // listed so far, against MaxRealServers
+	realServerCount int  // listed so far, against MaxRealServers
+	bgpMode         bool // a bgp block: services are decoded for it (bgp.go)
 
 	// For checks across sections and after loading (where.go).
 	where   map[string]Pos

@@ -32,7 +32,7 @@ const (
 )
 
 var (
-	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover", "state_dir", "allow_no_services"}
+	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover", "bgp", "state_dir", "allow_no_services"}
 	controlKeys = []string{"socket"}
 	metricsKeys = []string{"listen"}
 	ipvsKeys    = []string{"timeouts", "cleanup_on_exit", "reconcile_interval"}
@@ -240,6 +240,11 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			}
 		}
 	}
+	if v := f.value("bgp"); v != nil {
+		// Before the services: bgp mode changes their defaults and rules.
+		c.BGP, d.bgpMode = d.bgp(v), true
+		d.mark("bgp", f.key("bgp"))
+	}
 	if v := f.value("services"); v != nil {
 		c.Services = d.services(v, c.Defaults.Check)
 	}
@@ -258,6 +263,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	if v := f.value("failover"); v != nil {
 		c.Failover = d.failover(v)
 	}
+	d.bgpConflicts(f, c)
 	if len(c.Services) == 0 && !c.AllowNoServices && len(d.errs) == 0 {
 		// Said only of a file otherwise valid. A truncated copy or an
 		// emptied list would make directord remove every service it

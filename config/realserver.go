@@ -78,6 +78,9 @@ func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext) (*
 		fw, ok := d.enum(v, f.sub("forward"), forwards)
 		if forwardOK = ok; ok {
 			r.Forward = Forward(fw)
+			if d.bgpMode && r.Forward == NAT {
+				d.bgpForward(v, f.sub("forward"))
+			}
 		}
 	}
 	if v := f.value("weight"); v != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -13,7 +14,7 @@ import (
 var (
 	serviceKeys = []string{"name", "vip", "port", "protocol", "fwmark", "family", "scheduler",
 		"scheduler_flags", "one_packet", "persistence", "persistence_netmask", "forward", "tunnel",
-		"check", "on_failure", "slow_start", "sorry_server", "real_servers"}
+		"check", "on_failure", "slow_start", "sorry_server", "real_servers", "announce"}
 	protocols      = []string{string(TCP), string(UDP), string(SCTP)}
 	families       = []string{"ipv4", "ipv6"}
 	forwards       = []string{string(NAT), string(Direct), string(Tunnel)}
@@ -153,7 +154,13 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 		}
 	}
 
+	if d.bgpMode {
+		s.Scheduler = "mh"
+	}
 	d.scheduling(f, s)
+	if d.bgpMode && f.value("scheduler") == nil && f.value("scheduler_flags") == nil {
+		s.SchedulerFlags = slices.Clone(bgpDefaultFlags)
+	}
 
 	if v := f.value("one_packet"); v != nil {
 		if on, ok := d.boolean(v, f.sub("one_packet")); ok {
@@ -230,6 +237,7 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 	if f.value("tunnel") != nil && ctx.forwardOK && !usesTunnel {
 		d.warnf(f.key("tunnel"), f.sub("tunnel"), "has no effect: neither the service nor a real server uses forward: tun")
 	}
+	d.bgpService(f, n, s)
 	return s, id
 }
 

@@ -19,6 +19,9 @@ type Config struct {
 	Defaults Defaults
 	Services []Service
 	Failover *Failover // nil: a single director that always owns its VIPs
+	// BGP makes this director one of a group behind the routers, each
+	// announcing the VIPs; nil: none. Never set with Failover.
+	BGP *BGP
 	// StateDir keeps what must outlive a reboot: the drains.
 	StateDir string // default DefaultStateDir
 	// AllowNoServices lets a file with no service load; without it such a
@@ -157,6 +160,9 @@ type Service struct {
 	// small share up to its full weight over this time, instead of
 	// sending it a full share of new connections at once.
 	SlowStart time.Duration
+	// Announce is when the VIP is announced in bgp mode; zero (and left
+	// out of the digest) without a bgp block, unless the file set it.
+	Announce Announce `json:",omitzero"`
 
 	SorryServer *RealServer // nil: none
 	RealServers []RealServer
@@ -309,6 +315,49 @@ type VIP struct {
 type Sync struct {
 	Interface string
 	SyncID    uint8
+}
+
+// BGP is this director's BGP speaker (key bgp): it announces the VIPs of
+// its services to Peers, each as a /32 or /128.
+type BGP struct {
+	ASN          uint32
+	RouterID     netip.Addr    // IPv4
+	HoldTime     time.Duration // whole seconds, 0 or 3s to 65535s; default DefaultHoldTime
+	Peers        []BGPPeer     // at least one, unique addresses
+	VIPInterface string        // where the VIPs are held; default DefaultVIPInterface
+	DrainTime    time.Duration // graceful stop: withdraw, wait this long, stop; default DefaultDrainTime
+	Sync         *Sync         // nil: no connection sync
+	Group        *BGPGroup     // nil: no heartbeats among the directors
+}
+
+// BGPPeer is one router.
+type BGPPeer struct {
+	Address netip.Addr
+	ASN     uint32
+	BFD     *BFD // nil: no BFD
+	// PasswordFile holds the TCP MD5 password; "" for none. Read (and
+	// judged) by package preflight, not here.
+	PasswordFile string
+}
+
+// BFD is a peer's fast failure detection: the peer is down after
+// Multiplier intervals without a BFD packet.
+type BFD struct {
+	Interval   time.Duration // 10ms to 1m; default DefaultBFDInterval
+	Multiplier int           // 1 to 255; default DefaultBFDMultiplier
+}
+
+// BGPGroup is the directors' heartbeats to one another.
+type BGPGroup struct {
+	Links       []Link // network links only, no serial
+	AuthKeyFile string
+}
+
+// Announce is when a service's VIP is announced.
+type Announce struct {
+	// MinHealthy real servers must pass their checks; DefaultMinHealthy
+	// in bgp mode.
+	MinHealthy int
 }
 
 // Defaults that are not zero values.

@@ -22,8 +22,10 @@ func (d *decoder) mark(key string, n *yaml.Node) {
 // ("failover.auth_key_file", "services[2].check.ca_file"), if the file
 // wrote it. Kept for the keys that name something on the host: control
 // .socket; in failover, auth_key_file, notify, fence, links[i].interface
-// and .serial, vips[i].interface, sync.interface; in a check, ca_file,
-// password_file and command.
+// and .serial, vips[i].interface, sync.interface; in bgp, the block's
+// own key ("bgp", where the key is written), vip_interface,
+// peers[i].password_file, sync.interface, group.links[i].interface and
+// group.auth_key_file; in a check, ca_file, password_file and command.
 func (c *Config) Where(key string) (Pos, bool) {
 	p, ok := c.where[key]
 	return p, ok

@@ -183,6 +183,13 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	for _, w := range cfg.Warnings {
 		lines = append(lines, line{w.Pos, w.Error() + " (warning)"})
 	}
+	if cfg.BGP != nil {
+		// Valid, but directord has no speaker yet and refuses it: said
+		// here, since check-config runs as ExecStartPre and exits 0.
+		p, _ := cfg.Where("bgp")
+		n := &config.Error{Pos: p, Key: "bgp", Msg: "directord does not run bgp mode yet: it refuses to start or reload with this block, which is valid"}
+		lines = append(lines, line{p, n.Error() + " (note)"})
+	}
 	var hostErrs []error
 	if *host {
 		var hostWarns []error

@@ -89,6 +89,14 @@ func loadQuiet(path string) (*config.Config, []error, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.BGP != nil {
+		// config accepts the block so that check-config can judge a file
+		// made for the speaker to come; running without it would leave
+		// every VIP unannounced, an outage that looks like a start.
+		p, _ := cfg.Where("bgp")
+		return nil, nil, config.Errors{{Pos: p, Key: "bgp",
+			Msg: "bgp mode is not implemented by this directord yet; check-config validates the block"}}
+	}
 	errs, hostWarns := preflight.Check(cfg)
 	if len(errs) > 0 {
 		out := make(config.Errors, 0, len(errs))

@@ -1,7 +1,7 @@
 // Package preflight checks what a loaded configuration names on this
-// host: the files directord reads (the pair's key, check passwords, CA
-// bundles), the programs it runs (notify, fence, exec checks), the control
-// socket's path and the network interfaces. config.Load judges the file
+// host: the files directord reads (the pair's and the group's key, check
+// and BGP passwords, CA bundles), the programs it runs (notify, fence,
+// exec checks), the control socket's path and the network interfaces. config.Load judges the file
 // alone; these depend on the machine, so they are made here, by
 // `directorctl check-config` (systemd's ExecStartPre) and by directord
 // before a start or a reload, with the same rules directord applies when it
@@ -10,6 +10,7 @@
 package preflight
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/x509"
 	"errors"
@@ -32,6 +33,9 @@ import (
 const (
 	MaxPasswordFile = 4096    // a password is a line
 	MaxCAFile       = 4 << 20 // the whole Mozilla bundle is ~220 KiB
+	// MaxMD5Key is the longest TCP MD5 password Linux takes
+	// (TCP_MD5SIG_MAXKEYLEN).
+	MaxMD5Key = 80
 )
 
 // Check returns what is wrong with cfg on this host. errs would make
@@ -45,6 +49,9 @@ func Check(cfg *config.Config) (errs, warnings []error) {
 	c.socket()
 	if fo := cfg.Failover; fo != nil {
 		c.failover(fo)
+	}
+	if b := cfg.BGP; b != nil {
+		c.bgp(b)
 	}
 	c.checks()
 	return sorted(c.errs), sorted(c.warns)
@@ -122,6 +129,53 @@ func (c *checker) failover(fo *config.Failover) {
 	if fo.Sync != nil {
 		c.iface("failover.sync.interface", fo.Sync.Interface)
 	}
+}
+
+func (c *checker) bgp(b *config.BGP) {
+	for i, p := range b.Peers {
+		if p.PasswordFile == "" || !c.once("bgp password "+p.PasswordFile) {
+			continue
+		}
+		if _, err := ReadBGPPassword(p.PasswordFile); err != nil {
+			c.errorf(fmt.Sprintf("bgp.peers[%d].password_file", i), "%v", err)
+		}
+	}
+	c.iface("bgp.vip_interface", b.VIPInterface)
+	if b.Sync != nil {
+		c.iface("bgp.sync.interface", b.Sync.Interface)
+	}
+	if g := b.Group; g != nil {
+		// The pair's rules: the group's heartbeats are signed the same way.
+		if _, err := heartbeat.ReadAuthKey(g.AuthKeyFile); err != nil {
+			c.errorf("bgp.group.auth_key_file", "%v", err)
+		}
+		for i, l := range g.Links {
+			c.iface(fmt.Sprintf("bgp.group.links[%d].interface", i), l.Interface)
+		}
+	}
+}
+
+// ReadBGPPassword reads a BGP peer's TCP MD5 password as directord is to
+// read it: a secret file (rootfile.ReadSecret: regular, owned by root, no
+// group or other permissions, at most MaxPasswordFile bytes) holding the
+// password and at most one trailing newline ("\n" or "\r\n"), which is
+// not part of it. The kernel takes 1 to MaxMD5Key bytes.
+func ReadBGPPassword(path string) ([]byte, error) {
+	b, err := rootfile.ReadSecret(path, MaxPasswordFile)
+	if err != nil {
+		return nil, fmt.Errorf("password file: %w", err)
+	}
+	pw := b
+	if bytes.HasSuffix(pw, []byte("\n")) {
+		pw = bytes.TrimSuffix(pw[:len(pw)-1], []byte("\r"))
+	}
+	switch {
+	case len(pw) == 0:
+		return nil, fmt.Errorf("password file %s is empty; write the peer's TCP MD5 password in it, or remove password_file", path)
+	case len(pw) > MaxMD5Key:
+		return nil, fmt.Errorf("password file %s: a password of %d bytes; TCP MD5 takes at most %d", path, len(pw), MaxMD5Key)
+	}
+	return pw, nil
 }
 
 // checks judges the files and programs the services' checks use: only
