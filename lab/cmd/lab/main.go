@@ -183,7 +183,8 @@ func cmdTest(ctx context.Context, args []string) error {
 	benchRE := fs.String("bench", "", "run benchmarks matching this regexp (as go test -bench)")
 	benchtime := fs.String("benchtime", "", "as go test -benchtime")
 	testFlags := fs.String("testflags", "", "more flags for the test binaries, separated by spaces (e.g. '-failover.seed 42')")
-	hostTools := fs.String("host-tools", "ipvsadm", "comma-separated host programs to copy into the guest with their libraries")
+	// BIRD is the real router the bgp lab tests peer with.
+	hostTools := fs.String("host-tools", "ipvsadm,bird,birdc", "comma-separated host programs to copy into the guest with their libraries")
 	testTimeout := fs.Duration("test.timeout", 40*time.Minute, "per test binary timeout inside the guest")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
