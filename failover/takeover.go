@@ -32,8 +32,14 @@ func (s *state) evaluate(ctx context.Context) {
 	}
 	deadChecks := why == ReasonPeerDead && (s.n.cfg.Fence != nil || (s.n.cfg.Pinger != nil && s.n.cfg.Pinger.Total() > 0))
 	// Taking over by rank needs the VIP probe too: two directors whose
-	// views crossed in flight may both think the other yields.
-	probe := s.n.cfg.ProbeVIPs != nil && why != ReasonPeerLeft
+	// views crossed in flight may both think the other yields. So does
+	// taking over from a peer in fault: its word may be old news, held
+	// back on a link (a queue waiting for ARP while a cable was out) and
+	// delivered to a director that has heard nothing newer (one just
+	// restarted), while the peer has since left fault and holds the
+	// VIPs. Only a peer that said it is leaving is taken over at once:
+	// a graceful stop is the switchover no client may notice.
+	probe := s.n.cfg.ProbeVIPs != nil && (why != ReasonPeerLeft || !s.peerLeaving())
 	if want == heartbeat.RoleActive && (deadChecks || probe) {
 		if now.Before(s.retryAt) {
 			return
@@ -244,4 +250,11 @@ func (s *state) confirmTakeover(ctx context.Context, why Reason) {
 			}
 		})
 	}()
+}
+
+// peerLeaving reports whether the peer's last word was that it is leaving
+// (a graceful stop or its guard's farewell), rather than a fault.
+func (s *state) peerLeaving() bool {
+	m, _, ok := s.el.Peer()
+	return ok && m.Kind == heartbeat.KindLeaving
 }
