@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/directorlb/director/rootfile/rootfiletest"
 )
 
 // The peer's records win when newer, lose when older, are ignored for
@@ -92,15 +94,8 @@ func TestDrainsFileUntrusted(t *testing.T) {
 		t.Skip("needs root to own the files")
 	}
 	rec := `[{"service":"web","server":"10.0.0.1:80","drained":true,"at":"2026-01-01T00:00:00Z"}]`
-	for _, tt := range []struct {
-		name  string
-		setup func(dir, file string)
-	}{
-		{"world-writable directory", func(dir, file string) { os.Chmod(dir, 0o777) }},
-		{"file owned by another user", func(dir, file string) { os.Chown(file, 65534, 65534) }},
-		{"group-writable file", func(dir, file string) { os.Chmod(file, 0o620) }},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range rootfiletest.Spoilers() {
+		t.Run(tt.Name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "state")
 			if err := os.Mkdir(dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -109,7 +104,7 @@ func TestDrainsFileUntrusted(t *testing.T) {
 			if err := os.WriteFile(file, []byte(rec), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			tt.setup(dir, file)
+			tt.Spoil(t, dir, file)
 			d := New(Options{Kernel: newFakeKernel(), Logger: quietLog(), DrainPath: file})
 			if len(d.drained) != 0 {
 				t.Fatalf("trusted %v", d.drained)

@@ -6,9 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/directorlb/director/rootfile/rootfiletest"
 )
 
 // TestUntrustedOwnedFileDeletesNothing: owned.json that root alone could
@@ -19,35 +20,25 @@ func TestUntrustedOwnedFileDeletesNothing(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the state file must be owned by uid 0")
 	}
-	for _, tt := range []struct {
-		name    string
-		spoil   func(t *testing.T, dir, state string)
-		message string
-	}{
-		{"world-writable directory", func(t *testing.T, dir, _ string) { chmod(t, dir, 0o777) }, "directory "},
-		{"sticky world-writable directory", func(t *testing.T, dir, _ string) { chmod(t, dir, 0o1777) }, "directory "},
-		{"owned by another user", func(t *testing.T, _, state string) {
-			if err := os.Chown(state, 65534, 65534); err != nil {
-				t.Fatal(err)
+	says := map[string]string{
+		"world-writable directory":        "directory ",
+		"sticky world-writable directory": "directory ",
+		"owned by another user":           "uid 65534",
+		"writable by others":              "0666",
+		"writable by its group":           "0620",
+		"a FIFO":                          "not a regular file",
+	}
+	for _, tt := range rootfiletest.Spoilers() {
+		t.Run(tt.Name, func(t *testing.T) {
+			if says[tt.Name] == "" {
+				t.Fatalf("no expected message for %q", tt.Name)
 			}
-		}, "uid 65534"},
-		{"writable by others", func(t *testing.T, _, state string) { chmod(t, state, 0o666) }, "0666"},
-		{"a FIFO", func(t *testing.T, _, state string) {
-			if err := os.Remove(state); err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Mkfifo(state, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}, "not a regular file"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
 			k := newFakeKernel()
 			dir := t.TempDir()
 			state := filepath.Join(dir, "owned.json")
 			cfg := cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 1)), svc("gone", "192.0.2.11", 80))
 			converge(t, NewReconciler(k, quietLog(), state), cfg, nil2w())
-			tt.spoil(t, dir, state)
+			tt.Spoil(t, dir, state)
 
 			var logged bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logged, nil))
@@ -64,9 +55,9 @@ func TestUntrustedOwnedFileDeletesNothing(t *testing.T) {
 			if res.Failed != 0 || k.calls["RemoveService"] != 0 {
 				t.Errorf("an untrusted owned.json made directord remove a service: %+v %v", res, k.calls)
 			}
-			if !strings.Contains(logged.String(), "level=ERROR") || !strings.Contains(logged.String(), tt.message) ||
+			if !strings.Contains(logged.String(), "level=ERROR") || !strings.Contains(logged.String(), says[tt.Name]) ||
 				!strings.Contains(logged.String(), state) {
-				t.Errorf("log does not say the file was refused (want an error naming %s and %q):\n%s", state, tt.message, logged.String())
+				t.Errorf("log does not say the file was refused (want an error naming %s and %q):\n%s", state, says[tt.Name], logged.String())
 			}
 		})
 	}
@@ -89,12 +80,5 @@ func TestOwnedFileWrittenSafely(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Errorf("state directory holds %v, want owned.json alone", ents)
-	}
-}
-
-func chmod(t *testing.T, path string, mode os.FileMode) {
-	t.Helper()
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
 	}
 }

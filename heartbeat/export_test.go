@@ -7,4 +7,5 @@ var (
 	SerialEncode  = serialEncode
 	TestKey       = wireTestKey
 	TestLogger    = testLogger
+	OpenPty       = openPty
 )

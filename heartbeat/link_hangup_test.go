@@ -7,7 +7,6 @@ package heartbeat_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,42 +14,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/directorlb/director/failover"
 	"github.com/directorlb/director/heartbeat"
-	"golang.org/x/sys/unix"
 )
 
-// ptyOpen opens a pseudo-terminal's master and returns it with its
+// ptyOpen opens a pseudo-terminal's master, raw, and returns it with its
 // slave's path.
 func ptyOpen(t *testing.T) (*os.File, string) {
 	t.Helper()
-	mf, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	rc, err := mf.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	var ierr error
-	if err := rc.Control(func(fd uintptr) {
-		if ierr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ierr == nil {
-			n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-		}
-	}); err != nil || ierr != nil {
-		mf.Close()
-		t.Fatalf("unlock pty: %v %v", err, ierr)
-	}
+	mf, path := heartbeat.OpenPty(t)
 	if err := heartbeat.SerialMakeRaw(mf); err != nil {
 		mf.Close()
 		t.Fatal(err)
 	}
-	return mf, fmt.Sprintf("/dev/pts/%d", n)
+	return mf, path
 }
 
 // ptyPeer plays the peer director on a pty's master: it sends a

@@ -72,10 +72,9 @@ func linkCloseUnblocks(t *testing.T, l Link) {
 
 // --- serial ---
 
-// serialTestPair opens a pseudo-terminal and returns a link on each
-// end: OpenSerial on the slave (/dev/pts/N), newSerialLink on the
-// master.
-func serialTestPair(t *testing.T) (slave, master *serialLink) {
+// openPty opens a pseudo-terminal's master, unlocked, and returns it with
+// its slave's path.
+func openPty(t *testing.T) (*os.File, string) {
 	t.Helper()
 	mf, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -83,6 +82,7 @@ func serialTestPair(t *testing.T) (slave, master *serialLink) {
 	}
 	rc, err := mf.SyscallConn()
 	if err != nil {
+		mf.Close()
 		t.Fatal(err)
 	}
 	var n int
@@ -92,14 +92,23 @@ func serialTestPair(t *testing.T) (slave, master *serialLink) {
 			n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
 		}
 	}); err != nil || ierr != nil {
+		mf.Close()
 		t.Fatalf("unlock pty: %v %v", err, ierr)
 	}
+	return mf, fmt.Sprintf("/dev/pts/%d", n)
+}
+
+// serialTestPair opens a pseudo-terminal and returns a link on each
+// end: OpenSerial on the slave (/dev/pts/N), newSerialLink on the
+// master.
+func serialTestPair(t *testing.T) (slave, master *serialLink) {
+	t.Helper()
+	mf, path := openPty(t)
 	m, err := newSerialLink("serial ptmx", mf)
 	if err != nil {
 		t.Fatalf("master: %v", err)
 	}
 	t.Cleanup(func() { m.Close() })
-	path := fmt.Sprintf("/dev/pts/%d", n)
 	sl, err := OpenSerial(path)
 	if err != nil {
 		t.Fatalf("OpenSerial(%s): %v", path, err)

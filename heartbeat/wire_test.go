@@ -73,25 +73,37 @@ func wireWithName(frame []byte, name string) []byte {
 	return wireRemac(wireTestKey, b)
 }
 
-func TestEncodeLayout(t *testing.T) {
-	m := wireTestMessage()
-	got := wireMustEncode(t, m)
-
+// wireTestHeader is what both versions share of wireTestMessage's frame,
+// written out field by field.
+func wireTestHeader(m Message, version byte) []byte {
 	var want []byte
 	want = append(want, "DRHB"...)
-	want = append(want, 2, byte(KindHeartbeat), byte(RoleActive), 150)
+	want = append(want, version, byte(KindHeartbeat), byte(RoleActive), 150)
 	want = binary.BigEndian.AppendUint64(want, m.Boot)
 	want = binary.BigEndian.AppendUint64(want, 42)
 	want = binary.BigEndian.AppendUint64(want, uint64(m.Time.UnixNano()))
 	want = append(want, m.ConfigDigest[:]...)
 	want = append(want, 1, 2, 0xff)
 	want = binary.BigEndian.AppendUint32(want, 7)
+	return want
+}
+
+// wireSign appends the MAC under wireTestKey.
+func wireSign(b []byte) []byte {
+	h := hmac.New(sha256.New, wireTestKey)
+	h.Write(b)
+	return h.Sum(b)
+}
+
+func TestEncodeLayout(t *testing.T) {
+	m := wireTestMessage()
+	got := wireMustEncode(t, m)
+
+	want := wireTestHeader(m, 2)
 	want = append(want, m.DrainDigest[:]...)
 	want = append(want, 3, 'l', 'b', '1')
 	want = append(want, 0, 0) // no payload
-	h := hmac.New(sha256.New, wireTestKey)
-	h.Write(want)
-	want = h.Sum(want)
+	want = wireSign(want)
 
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Encode:\n got %x\nwant %x", got, want)
@@ -105,19 +117,9 @@ func TestEncodeLegacyLayout(t *testing.T) {
 	m.Version, m.DrainDigest = 1, [8]byte{}
 	got := wireMustEncode(t, m)
 
-	var want []byte
-	want = append(want, "DRHB"...)
-	want = append(want, 1, byte(KindHeartbeat), byte(RoleActive), 150)
-	want = binary.BigEndian.AppendUint64(want, m.Boot)
-	want = binary.BigEndian.AppendUint64(want, 42)
-	want = binary.BigEndian.AppendUint64(want, uint64(m.Time.UnixNano()))
-	want = append(want, m.ConfigDigest[:]...)
-	want = append(want, 1, 2, 0xff)
-	want = binary.BigEndian.AppendUint32(want, 7)
+	want := wireTestHeader(m, 1)
 	want = append(want, 3, 'l', 'b', '1')
-	h := hmac.New(sha256.New, wireTestKey)
-	h.Write(want)
-	want = h.Sum(want)
+	want = wireSign(want)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Encode version 1:\n got %x\nwant %x", got, want)
 	}

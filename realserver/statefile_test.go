@@ -4,9 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/directorlb/director/rootfile/rootfiletest"
 )
 
 // TestUntrustedStateRefused: a state file root alone could not have
@@ -19,36 +20,26 @@ func TestUntrustedStateRefused(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the state file must be owned by uid 0")
 	}
-	for _, tt := range []struct {
-		name  string
-		spoil func(t *testing.T, dir, state string)
-		says  string
-	}{
-		{"world-writable directory", func(t *testing.T, dir, _ string) { chmodT(t, dir, 0o777) }, "chmod 0755"},
-		{"sticky world-writable directory", func(t *testing.T, dir, _ string) { chmodT(t, dir, 0o1777) }, "chmod 0755"},
-		{"owned by another user", func(t *testing.T, _, state string) {
-			if err := os.Chown(state, 65534, 65534); err != nil {
-				t.Fatal(err)
+	says := map[string]string{
+		"world-writable directory":        "chmod 0755",
+		"sticky world-writable directory": "chmod 0755",
+		"owned by another user":           "uid 65534",
+		"writable by others":              "chmod 0644",
+		"writable by its group":           "chmod 0644",
+		"a FIFO":                          "not a regular file",
+	}
+	for _, tt := range rootfiletest.Spoilers() {
+		t.Run(tt.Name, func(t *testing.T) {
+			if says[tt.Name] == "" {
+				t.Fatalf("no expected message for %q", tt.Name)
 			}
-		}, "uid 65534"},
-		{"writable by others", func(t *testing.T, _, state string) { chmodT(t, state, 0o666) }, "chmod 0644"},
-		{"a FIFO", func(t *testing.T, _, state string) {
-			if err := os.Remove(state); err != nil {
-				t.Fatal(err)
-			}
-			if err := syscall.Mkfifo(state, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}, "not a regular file"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "run")
 			state := filepath.Join(dir, "state.json")
 			k := server()
 			if code, out, errs := cli(k, "up", "--mode", "tun", "--vip", "192.0.2.10", "--state", state); code != 0 {
 				t.Fatalf("up: exit %d\n%s%s", code, out, errs)
 			}
-			tt.spoil(t, dir, state)
+			tt.Spoil(t, dir, state)
 			before := k.snapshot()
 			for _, args := range [][]string{
 				{"down", "--state", state},
@@ -67,9 +58,9 @@ func TestUntrustedStateRefused(t *testing.T) {
 				case <-time.After(5 * time.Second):
 					t.Fatalf("realserver %s still blocked after 5s", strings.Join(args, " "))
 				}
-				if r.code == 0 || !strings.Contains(r.errs, state) || !strings.Contains(r.errs, tt.says) {
+				if r.code == 0 || !strings.Contains(r.errs, state) || !strings.Contains(r.errs, says[tt.Name]) {
 					t.Errorf("realserver %s: exit %d, stderr %q; want non-zero and an error naming %s and saying %q",
-						strings.Join(args, " "), r.code, r.errs, state, tt.says)
+						strings.Join(args, " "), r.code, r.errs, state, says[tt.Name])
 				}
 				if after := k.snapshot(); after != before {
 					t.Errorf("realserver %s changed the kernel:\nbefore\n%s\nafter\n%s", strings.Join(args, " "), before, after)
@@ -79,12 +70,5 @@ func TestUntrustedStateRefused(t *testing.T) {
 				t.Errorf("the refused state file is gone: %v", err)
 			}
 		})
-	}
-}
-
-func chmodT(t *testing.T, path string, mode os.FileMode) {
-	t.Helper()
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -46,15 +46,7 @@ const openFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEX
 // error and is never read whole. A symbolic link is followed, and the
 // directory of the file it leads to must be root's alone too.
 func ReadSecret(path string, max int64) ([]byte, error) {
-	f, err := openInRootDir(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if err := check(path, f, 0o077, "0600"); err != nil {
-		return nil, err
-	}
-	return readBounded(path, f, max)
+	return readRooted(path, max, 0o077, "0600", openInRootDir)
 }
 
 // ReadPublic reads a file others may read but must not be able to write
@@ -62,12 +54,19 @@ func ReadSecret(path string, max int64) ([]byte, error) {
 // others, in a directory only root can write, at most max bytes. A
 // symbolic link is followed as for ReadSecret.
 func ReadPublic(path string, max int64) ([]byte, error) {
-	f, err := openInRootDir(path)
+	return readRooted(path, max, 0o022, "0644", openInRootDir)
+}
+
+// readRooted opens path with open, checks the file is root's with none of
+// the permission bits in forbidden (want is the mode the fix suggests),
+// and reads at most max bytes.
+func readRooted(path string, max int64, forbidden fs.FileMode, want string, open func(string) (*os.File, error)) ([]byte, error) {
+	f, err := open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if err := check(path, f, 0o022, "0644"); err != nil {
+	if err := check(path, f, forbidden, want); err != nil {
 		return nil, err
 	}
 	return readBounded(path, f, max)
@@ -82,32 +81,10 @@ func ReadPublic(path string, max int64) ([]byte, error) {
 // directory has passed its checks: an absent file in an insecure
 // directory is still refused.
 func ReadState(path string, max int64) ([]byte, error) {
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	d, err := open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	if err := checkDir(path, filepath.Clean(dir), d); err != nil {
-		return nil, err
-	}
-	fd, err := openat(int(d.Fd()), name, openFlags|unix.O_NOFOLLOW)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s: a symbolic link; state files are written by directord and realserver, never as links: remove it: %w",
-			path, ErrInsecure)
-	}
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	if err := check(path, f, 0o022, "0644"); err != nil {
-		return nil, err
-	}
-	return readBounded(path, f, max)
+	return readRooted(path, max, 0o022, "0644", func(path string) (*os.File, error) {
+		return openInCheckedDir(path, path,
+			"a symbolic link; state files are written by directord and realserver, never as links: remove it")
+	})
 }
 
 // openInRootDir opens the file at path for reading, in a directory only
@@ -127,6 +104,13 @@ func openInRootDir(path string) (*os.File, error) {
 			return nil, err
 		}
 	}
+	return openInCheckedDir(path, target, "became a symbolic link while it was opened")
+}
+
+// openInCheckedDir opens target in its directory, which must be root's
+// alone, without following a link there (link says what one means); path
+// is the name the caller gave, for the errors.
+func openInCheckedDir(path, target, link string) (*os.File, error) {
 	dir, name := filepath.Split(target)
 	if dir == "" {
 		dir = "."
@@ -141,7 +125,7 @@ func openInRootDir(path string) (*os.File, error) {
 	}
 	fd, err := openat(int(d.Fd()), name, openFlags|unix.O_NOFOLLOW)
 	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s: became a symbolic link while it was opened: %w", path, ErrInsecure)
+		return nil, fmt.Errorf("%s: %s: %w", path, link, ErrInsecure)
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
