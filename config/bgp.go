@@ -282,6 +282,9 @@ func (d *decoder) bgpService(f *fields, n *yaml.Node, s *Service) {
 	case s.Forward == NAT:
 		d.bgpForward(v, f.sub("forward"))
 	}
+	if v := f.value("slow_start"); v != nil {
+		d.warnf(v, f.sub("slow_start"), "has no effect in bgp mode: a recovered real server gets its configured weight at once, as every step of a ramp would change every director's mh table at a different time")
+	}
 	if v := f.value("on_failure"); v != nil && s.OnFailure == Remove {
 		d.errorf(v, f.sub("on_failure"), "remove cannot be used in bgp mode: a failed real server is quiesced, never removed, so that every director's mh table stays the same")
 	}
@@ -300,7 +303,7 @@ func (d *decoder) bgpService(f *fields, n *yaml.Node, s *Service) {
 		d.warnf(n, f.sub("real_servers"), "none: the service's VIP is never announced")
 	}
 	if v := f.value("sorry_server"); v != nil {
-		d.warnf(f.key("sorry_server"), f.sub("sorry_server"), "never serves in bgp mode: the VIP is withdrawn once fewer than %d real server(s) are healthy, before the sorry server would take over", s.Announce.MinHealthy)
+		d.warnf(f.key("sorry_server"), f.sub("sorry_server"), "never serves in bgp mode: it is not put in the kernel (its coming and going would change every director's mh table), and the VIP is withdrawn once fewer than %d real server(s) are healthy", s.Announce.MinHealthy)
 	}
 }
 

@@ -91,11 +91,20 @@ func TestBGPWarnings(t *testing.T) {
 		{"a fwmark service has no VIP to announce", block + "services:\n  - {name: a, fwmark: 1, forward: dr, real_servers: [{address: 10.1.0.11}]}\n",
 			[]string{"x.yaml:6:23: services[0].fwmark: a fwmark service has no VIP for bgp to announce: its packets reach this director only if something else routes them here"}},
 		{"a sorry server never serves", block + "services:\n" + svc + ", sorry_server: 10.1.0.250}\n",
-			[]string{"x.yaml:6:93: services[0].sorry_server: never serves in bgp mode: the VIP is withdrawn once fewer than 1 real server(s) are healthy, before the sorry server would take over"}},
+			[]string{"x.yaml:6:93: services[0].sorry_server: never serves in bgp mode: it is not put in the kernel (its coming and going would change every director's mh table), and the VIP is withdrawn once fewer than 1 real server(s) are healthy"}},
 		{"no real servers", block + "services:\n  - {name: a, vip: 192.0.2.10, port: 80, forward: dr}\n",
 			[]string{"x.yaml:6:5: services[0].real_servers: none: the service's VIP is never announced"}},
 		{"announce without bgp", "services:\n  - {name: a, vip: 192.0.2.10, port: 80, announce: {min_healthy: 2}}\n",
 			[]string{"x.yaml:2:42: services[0].announce: has no effect without a bgp block"}},
+		{"weights are 0 or configured", block + "services:\n" +
+			"  - {name: a, vip: 192.0.2.10, port: 80, forward: dr, slow_start: 10s, check: {type: exec, command: [/bin/true], dynamic_weight: true},\n" +
+			"     real_servers: [{address: 10.1.0.11, upper_threshold: 100, lower_threshold: 50}]}\n",
+			[]string{
+				"x.yaml:6:67: services[0].slow_start: has no effect in bgp mode: a recovered real server gets its configured weight at once, as every step of a ramp would change every director's mh table at a different time",
+				"x.yaml:6:130: services[0].check.dynamic_weight: has no effect in bgp mode: a real server's weight in the kernel is 0 or its configured weight, so that every director's mh table stays the same",
+				"x.yaml:7:59: services[0].real_servers[0].upper_threshold: has no effect in bgp mode: a real server's weight in the kernel is 0 or its configured weight, so that every director's mh table stays the same",
+				"x.yaml:7:81: services[0].real_servers[0].lower_threshold: has no effect in bgp mode: a real server's weight in the kernel is 0 or its configured weight, so that every director's mh table stays the same",
+			}},
 		{"mh and sh need no warning", block + "services:\n" + svc + ", scheduler: sh}\n" +
 			"  - {name: b, vip: 192.0.2.10, port: 81, forward: tun, real_servers: [{address: 10.1.0.11}], scheduler: mh}\n", nil},
 	} {

@@ -228,6 +228,9 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 	if only("dynamic_weight", CheckExec) {
 		if b, ok := d.boolean(f.value("dynamic_weight"), f.sub("dynamic_weight")); ok {
 			c.DynamicWeight = b
+			if b && d.bgpMode {
+				d.warnf(f.value("dynamic_weight"), f.sub("dynamic_weight"), "has no effect in bgp mode: a real server's weight in the kernel is 0 or its configured weight, so that every director's mh table stays the same")
+			}
 		}
 	}
 	if typeOK {

@@ -100,6 +100,13 @@ func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext) (*
 			d.errorf(lower, f.sub("lower_threshold"), "must be at most upper_threshold (%d), got %d", r.UpperThreshold, r.LowerThreshold)
 		}
 	}
+	if d.bgpMode {
+		for _, k := range []string{"upper_threshold", "lower_threshold"} {
+			if v := f.value(k); v != nil {
+				d.warnf(v, f.sub(k), "has no effect in bgp mode: a real server's weight in the kernel is 0 or its configured weight, so that every director's mh table stays the same")
+			}
+		}
+	}
 	if v := f.value("tunnel"); v != nil {
 		spec, _ := d.tunnel(v, f.sub("tunnel"))
 		if forwardOK && r.Forward != Tunnel {

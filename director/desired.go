@@ -124,7 +124,13 @@ func setTunnel(d *ipvs.Destination, t *config.TunnelSpec) {
 // now. The sorry server is in it only while no real server can take
 // traffic (none present with a weight above zero).
 func DesiredEntry(s *config.Service, w Weights) *Entry {
-	e := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)))
+	e := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)), false)
+	return &e
+}
+
+// desiredEntryIn is DesiredEntry for a service of cfg, in cfg's mode.
+func desiredEntryIn(cfg *config.Config, s *config.Service, w Weights) *Entry {
+	e := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)), cfg.BGP != nil)
 	return &e
 }
 
@@ -138,16 +144,25 @@ func destRoom(s *config.Service) int {
 
 // desiredEntry is DesiredEntry with its destinations appended to buf,
 // which has room for them all when entries share one allocation.
-func desiredEntry(s *config.Service, w Weights, buf []ipvs.Destination) Entry {
-	return Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(appendDests(buf, s, w))}
+// In bgp mode (see bgpList), an mh or sh service also asks for its
+// canonical list.
+func desiredEntry(s *config.Service, w Weights, buf []ipvs.Destination, bgp bool) Entry {
+	e := Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(appendDests(buf, s, w, bgp))}
+	if bgp && listOrdered(e.Service.Scheduler) {
+		e.Ordered, e.List = true, bgpList(s)
+	}
+	return e
 }
 
 // appendDests appends the destinations s asks for now to buf, in the
 // config's order.
-func appendDests(buf []ipvs.Destination, s *config.Service, w Weights) []ipvs.Destination {
-	for rs, weight := range destinations(s, w) {
+func appendDests(buf []ipvs.Destination, s *config.Service, w Weights, bgp bool) []ipvs.Destination {
+	for rs, weight := range destinations(s, w, bgp) {
 		buf = append(buf, ipvs.Destination{})
 		setDestination(&buf[len(buf)-1], rs, weight)
+		if bgp {
+			bgpDest(&buf[len(buf)-1])
+		}
 	}
 	return buf
 }
@@ -156,7 +171,22 @@ func appendDests(buf []ipvs.Destination, s *config.Service, w Weights) []ipvs.De
 // its weight, in the config's order. The sorry server comes last, and
 // only while no real server can take traffic (none present with a
 // weight above zero).
-func destinations(s *config.Service, w Weights) iter.Seq2[*config.RealServer, int] {
+//
+// In bgp mode every real server is there, at its configured weight or 0
+// (bgpWeight), and the sorry server never is: the VIP is withdrawn
+// before it would serve, and its coming and going would change the
+// kernel's list that mh builds its table from.
+func destinations(s *config.Service, w Weights, bgp bool) iter.Seq2[*config.RealServer, int] {
+	if bgp {
+		return func(yield func(*config.RealServer, int) bool) {
+			for i := range s.RealServers {
+				rs := &s.RealServers[i]
+				if !yield(rs, bgpWeight(s, rs, w)) {
+					return
+				}
+			}
+		}
+	}
 	return func(yield func(*config.RealServer, int) bool) {
 		available := false
 		for i := range s.RealServers {
@@ -179,14 +209,17 @@ func destinations(s *config.Service, w Weights) iter.Seq2[*config.RealServer, in
 // sameDests reports whether s asks for exactly ds now, in ds's order.
 // Each destination is built on the stack and compared as it comes: a
 // reload of a large unchanged table writes none of them anywhere.
-func sameDests(s *config.Service, w Weights, ds Dests) bool {
+func sameDests(s *config.Service, w Weights, ds Dests, bgp bool) bool {
 	i := 0
-	for rs, weight := range destinations(s, w) {
+	for rs, weight := range destinations(s, w, bgp) {
 		if i == len(ds) {
 			return false
 		}
 		var d ipvs.Destination
 		setDestination(&d, rs, weight)
+		if bgp {
+			bgpDest(&d)
+		}
 		if d != ds[i] {
 			return false
 		}
@@ -210,7 +243,7 @@ func DesiredTable(cfg *config.Config, w Weights) Table {
 		s := &cfg.Services[i]
 		room := destRoom(s)
 		// Full slice expression: an entry can never grow into the next.
-		entries[i] = desiredEntry(s, w, dests[:0:room])
+		entries[i] = desiredEntry(s, w, dests[:0:room], cfg.BGP != nil)
 		dests = dests[room:]
 		t[KeyOf(entries[i].Service)] = &entries[i]
 	}
@@ -236,7 +269,7 @@ func NextDesiredTable(cfg *config.Config, w Weights, prev Table) Table {
 		n := 0
 		for i := lo; i < hi; i++ {
 			var kept bool
-			entries[i], kept = nextEntry(&cfg.Services[i], w, prev)
+			entries[i], kept = nextEntry(&cfg.Services[i], w, prev, cfg.BGP != nil)
 			if kept {
 				n++
 			}
@@ -257,15 +290,18 @@ func NextDesiredTable(cfg *config.Config, w Weights, prev Table) Table {
 
 // nextEntry is s's desired entry: prev's own (kept) if s asks for the
 // same.
-func nextEntry(s *config.Service, w Weights, prev Table) (e *Entry, kept bool) {
+func nextEntry(s *config.Service, w Weights, prev Table, bgp bool) (e *Entry, kept bool) {
 	svc := ServiceOf(s)
 	old, ok := prev[KeyOf(svc)]
 	// prev's destinations are sorted with no key twice: a config that
-	// lists the same ones in that order asks for old itself.
-	if ok && old.Name == s.Name && old.Service == svc && sameDests(s, w, old.Dests) {
+	// lists the same ones in that order asks for old itself. An ordered
+	// entry also holds configured weights, which Dests do not show while
+	// a server is down: it is compared whole.
+	if ok && !old.Ordered && old.Name == s.Name && old.Service == svc && sameDests(s, w, old.Dests, bgp) {
 		return old, true
 	}
-	n := DesiredEntry(s, w)
+	ne := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)), bgp)
+	n := &ne
 	if ok && sameEntry(n, old) {
 		return old, true // the same table, its real servers in another order
 	}
@@ -295,5 +331,6 @@ func inParallel(n int, fn func(lo, hi int)) {
 // sameEntry reports whether two desired entries ask the kernel for the
 // same thing, field for field.
 func sameEntry(a, b *Entry) bool {
-	return a.Name == b.Name && a.Service == b.Service && slices.Equal(a.Dests, b.Dests)
+	return a.Name == b.Name && a.Service == b.Service && slices.Equal(a.Dests, b.Dests) &&
+		a.Ordered == b.Ordered && slices.Equal(a.List, b.List)
 }

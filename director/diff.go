@@ -35,6 +35,13 @@ type Op struct {
 	// Old is what the kernel held before an update, for the log.
 	OldService ipvs.Service
 	OldDest    ipvs.Destination
+
+	// seq, from 1, orders the destination ops of an Ordered service: the
+	// kernel's list depends on the order they run in (order.go).
+	seq int
+	// move marks the removal of a destination that is re-added at once,
+	// to bring it to the head of the kernel's list.
+	move bool
 }
 
 func (o Op) String() string {
@@ -78,6 +85,10 @@ func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 		p.compared = append(p.compared, key)
 		if !ok {
 			p.Ops = append(p.Ops, Op{Kind: CreateService, Name: want.Name, Service: want.Service})
+			if want.Ordered {
+				p.Ops = append(p.Ops, orderedDestOps(want, &Entry{Service: want.Service})...)
+				continue
+			}
 			for _, d := range want.Dests {
 				p.Ops = append(p.Ops, Op{Kind: CreateDest, Name: want.Name, Service: want.Service, Dest: d})
 			}
@@ -107,11 +118,24 @@ func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 // DiffEntry computes the changes within one service present on both
 // sides: edits in place, never delete and re-add, so that connections
 // keep going.
+//
+// For an Ordered want, the destination ops also bring the kernel's list
+// to want's order and last weights (orderedDestOps), and run in the
+// order they are returned.
 func DiffEntry(want, have *Entry) []Op {
 	var ops []Op
 	if !sameService(want.Service, have.Service) {
 		ops = append(ops, Op{Kind: UpdateService, Name: want.Name, Service: want.Service, OldService: have.Service})
 	}
+	if want.Ordered {
+		return append(ops, orderedDestOps(want, have)...)
+	}
+	return append(ops, diffDests(want, have)...)
+}
+
+// diffDests is DiffEntry's destination ops, in any order: edits in place.
+func diffDests(want, have *Entry) []Op {
+	var ops []Op
 	// Both sides are sorted by key: one walk finds every difference.
 	w, h := want.Dests, have.Dests
 	for i, j := 0, 0; i < len(w) || j < len(h); {
@@ -146,13 +170,24 @@ func DiffEntry(want, have *Entry) []Op {
 
 // sortOps orders a plan by kind, then by object, so plans are stable and
 // a service exists before its destinations are added. Destinations are
-// added in key order, so each lands at the end of the view's slice.
+// added in key order, so each lands at the end of the view's slice. The
+// destination ops of an Ordered service (seq > 0) keep their sequence,
+// all in the place of its additions.
 func sortOps(ops []Op) {
+	rank := func(o Op) OpKind {
+		if o.seq > 0 {
+			return CreateDest
+		}
+		return o.Kind
+	}
 	slices.SortStableFunc(ops, func(a, b Op) int {
-		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
 			return c
 		}
 		if c := compareSvcKey(KeyOf(a.Service), KeyOf(b.Service)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.seq, b.seq); c != 0 {
 			return c
 		}
 		if a.Kind == RemoveDest {

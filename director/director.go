@@ -29,6 +29,7 @@ type Director struct {
 	stopped   chan struct{}
 	loop      *liveness.Loop
 	observe   func(time.Duration)
+	sysctl    Sysctl
 	// lastOK is when a reconcile last left the kernel as configured
 	// (unix ns); atomic for the metrics endpoint.
 	lastOK atomic.Int64
@@ -71,6 +72,9 @@ type Options struct {
 	// ObserveReconcile, if set, is given the duration of every
 	// reconcile (read, diff, apply).
 	ObserveReconcile func(time.Duration)
+	// Sysctl is written in bgp mode (sysctl.go); nil: ProcSysctl, this
+	// network namespace's.
+	Sysctl Sysctl
 }
 
 // New makes a Director for an already validated configuration.
@@ -83,6 +87,10 @@ func New(opts Options) *Director {
 	}
 	rec := NewReconciler(opts.Kernel, opts.Logger, opts.StatePath)
 	rec.SetWorkers(opts.Workers...)
+	if opts.Sysctl == nil {
+		opts.Sysctl = ProcSysctl{}
+	}
+	rec.sysctl = opts.Sysctl
 	d := &Director{
 		rec:       rec,
 		drained:   map[DrainKey]drainMark{},
@@ -94,6 +102,7 @@ func New(opts Options) *Director {
 		stopped:   make(chan struct{}),
 		loop:      opts.Loop,
 		observe:   opts.ObserveReconcile,
+		sysctl:    opts.Sysctl,
 	}
 	d.weights = drainWeights{inner: opts.Weights, drained: d.drained}
 	d.loadDrains()
@@ -113,6 +122,9 @@ func (d *Director) Run(ctx context.Context, cfg *config.Config) error {
 	st := &state{cfg: cfg, desired: DesiredTable(cfg, d.weights)}
 	if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 		d.log.Error("ipvs timeouts", "err", err)
+	}
+	if cfg.BGP != nil {
+		d.writeSysctls()
 	}
 	d.reconcile(st, true)
 	close(d.ready)
@@ -224,6 +236,9 @@ func (d *Director) Reload(ctx context.Context, cfg *config.Config) (Result, erro
 		if err := d.rec.SetTimeouts(cfg.IPVS.Timeouts); err != nil {
 			d.log.Error("ipvs timeouts", "err", err)
 		}
+		if cfg.BGP != nil {
+			d.writeSysctls()
+		}
 		res = d.rec.Apply(st.desired)
 		if res.Failed == 0 {
 			d.lastOK.Store(time.Now().UnixNano())
@@ -245,7 +260,7 @@ func (d *Director) WeightsChanged(ctx context.Context, service string) error {
 	return d.do(ctx, func(st *state) {
 		for i := range st.cfg.Services {
 			if s := &st.cfg.Services[i]; s.Name == service {
-				e := DesiredEntry(s, d.weights)
+				e := desiredEntryIn(st.cfg, s, d.weights)
 				st.desired[KeyOf(e.Service)] = e
 				d.rec.ApplyEntry(e)
 			}
@@ -274,6 +289,10 @@ type ServiceStatus struct {
 	InKernel    bool           `json:"in_kernel"`
 	Scheduler   string         `json:"scheduler"`
 	RealServers []ServerStatus `json:"real_servers"`
+	// OrderCanonical, for an mh or sh service in bgp mode, is whether
+	// the kernel's list of destinations is in the canonical order every
+	// director of the group uses (see order.go); nil otherwise.
+	OrderCanonical *bool `json:"order_canonical,omitempty"`
 }
 
 // ServerStatus is one real server (or the sorry server).
@@ -320,6 +339,10 @@ func (d *Director) status(st *state) Status {
 		svc := ServiceOf(s)
 		e, inKernel := view[KeyOf(svc)]
 		ss := ServiceStatus{Name: s.Name, Key: KeyOf(svc).String(), InKernel: inKernel, Scheduler: s.Scheduler}
+		if want := st.desired[KeyOf(svc)]; want != nil && want.Ordered {
+			ok := canonical(want, e)
+			ss.OrderCanonical = &ok
+		}
 		add := func(rs *config.RealServer, sorry bool) {
 			kw := -1
 			if inKernel {

@@ -126,7 +126,7 @@ func (d *Director) drain(st *state, service, address string, drained bool) (Drai
 
 // applyService converges one service after its weights changed.
 func (d *Director) applyService(st *state, s *config.Service) error {
-	e := DesiredEntry(s, d.weights)
+	e := desiredEntryIn(st.cfg, s, d.weights)
 	st.desired[KeyOf(e.Service)] = e
 	if r := d.rec.ApplyEntry(e); r.Failed > 0 {
 		return errors.Join(r.Errors...)

@@ -13,6 +13,10 @@ import (
 // fakeKernel is an in-memory IPVS with the kernel's error semantics:
 // EEXIST for a duplicate, ESRCH for a missing service, ENOENT for a
 // missing destination or an unknown scheduler. It counts every call.
+// Like the kernel, it keeps each service's destinations in a list, a new
+// one inserted at the head and dumped head first, with each one's
+// last_weight (Entry.List: the weight added at, even 0, then the last
+// non-zero weight written; docs/design/consistent-hashing.md §2).
 type fakeKernel struct {
 	mu      sync.Mutex
 	table   Table
@@ -91,7 +95,8 @@ func (f *fakeKernel) Destinations(s ipvs.Service) ([]ipvs.DestinationExtended, e
 		return nil, unix.ESRCH
 	}
 	var out []ipvs.DestinationExtended
-	for _, d := range e.Dests {
+	for _, l := range e.List {
+		d, _ := e.Dests.Get(l.Key)
 		out = append(out, ipvs.DestinationExtended{Destination: d})
 	}
 	if len(out) == 0 {
@@ -164,6 +169,7 @@ func (f *fakeKernel) CreateDestination(s ipvs.Service, d ipvs.Destination) error
 		return unix.EEXIST
 	}
 	e.Dests.put(d)
+	e.List = slices.Insert(e.List, 0, ListDest{Key: DestKeyOf(d), Last: d.Weight, Known: true})
 	return nil
 }
 
@@ -181,6 +187,10 @@ func (f *fakeKernel) UpdateDestination(s ipvs.Service, d ipvs.Destination) error
 		return unix.ENOENT
 	}
 	e.Dests.put(d)
+	if d.Weight != 0 {
+		i := slices.IndexFunc(e.List, func(l ListDest) bool { return l.Key == DestKeyOf(d) })
+		e.List[i].Last = d.Weight
+	}
 	return nil
 }
 
@@ -198,6 +208,7 @@ func (f *fakeKernel) RemoveDestination(s ipvs.Service, d ipvs.Destination) error
 		return unix.ENOENT
 	}
 	e.Dests.remove(DestKeyOf(d))
+	e.List = slices.DeleteFunc(e.List, func(l ListDest) bool { return l.Key == DestKeyOf(d) })
 	return nil
 }
 

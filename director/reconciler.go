@@ -35,6 +35,10 @@ type Reconciler struct {
 
 	rotation []SvcKey // RefreshRotating's order of reading destinations
 	cursor   int
+
+	// sysctl turns expire_nodest_conn off around moves (order.go); nil:
+	// not touched.
+	sysctl Sysctl
 }
 
 // Counters are totals since start, for status and metrics. They are
@@ -94,8 +98,18 @@ func (r *Reconciler) Refresh() ([]string, error) {
 		}
 	}
 	r.Counters.Drift.Add(uint64(len(drift)))
+	r.carryLast(fresh)
 	r.view = fresh
 	return drift, nil
+}
+
+// carryLast keeps what the view knew of last weights (order.go).
+func (r *Reconciler) carryLast(fresh Table) {
+	for key, e := range fresh {
+		if old, ok := r.view[key]; ok && old != e {
+			carryLast(old, e)
+		}
+	}
 }
 
 // Rotation bounds the cost of the timer's reconcile on large tables: every
@@ -160,6 +174,7 @@ func (r *Reconciler) RefreshRotating() ([]string, error) {
 		}
 	}
 	r.Counters.Drift.Add(uint64(len(drift)))
+	r.carryLast(fresh)
 	r.view = fresh
 	return drift, nil
 }
@@ -205,8 +220,14 @@ func (r *Reconciler) drift(fresh Table) []string {
 		if now == old {
 			continue // not read again this time
 		}
-		for _, op := range DiffEntry(old, now) {
+		if !sameService(old.Service, now.Service) {
+			drift = append(drift, driftLine(Op{Kind: UpdateService, Service: old.Service, OldService: now.Service}))
+		}
+		for _, op := range diffDests(old, now) {
 			drift = append(drift, driftLine(op))
+		}
+		if old.List != nil && now.List != nil && !sameRelativeOrder(old.List, now.List) {
+			drift = append(drift, fmt.Sprintf("order of the destinations of %s changed (now %s)", key, listString(now.List)))
 		}
 	}
 	slices.Sort(drift)
@@ -258,7 +279,8 @@ func (r *Reconciler) Apply(desired Table) Result {
 		}
 	}
 	r.reportForeign(plan.Foreign)
-	res := r.execute(plan.Ops)
+	r.warnOrder(desired, plan.compared)
+	res := r.executeMoves(plan.Ops)
 	for _, key := range plan.compared {
 		r.markConverged(key, desired[key], res)
 	}
@@ -288,7 +310,8 @@ func (r *Reconciler) ApplyEntry(want *Entry) Result {
 	if !ok {
 		return r.Apply(Table{key: want})
 	}
-	res := r.execute(DiffEntry(want, have))
+	r.warnOrder(Table{key: want}, []SvcKey{key})
+	res := r.executeMoves(DiffEntry(want, have))
 	r.markConverged(key, want, res)
 	return res
 }
@@ -502,8 +525,10 @@ func (r *Reconciler) record(op Op) {
 	case RemoveService:
 		delete(r.view, key)
 	case CreateDest, UpdateDest:
+		recordList(e, op)
 		e.Dests.put(op.Dest)
 	case RemoveDest:
+		recordList(e, op)
 		e.Dests.remove(DestKeyOf(op.Dest))
 	}
 }

@@ -137,6 +137,16 @@ type Entry struct {
 	Service ipvs.Service
 	Dests   Dests
 
+	// List is the kernel's list of destinations, head first, for a
+	// service whose scheduler builds its lookup table from that order
+	// (mh, sh; listOrdered): on a view entry as dumped and as changed
+	// since, with each last_weight as far as known; on an Ordered desired
+	// entry, the canonical list with each configured weight. See order.go.
+	List []ListDest
+	// Ordered, on a desired entry, asks for List exactly: order and last
+	// weights (bgp mode).
+	Ordered bool
+
 	// matches, on a view entry, is the desired entry it was last found
 	// equal to. Desired entries are never modified (a change makes a new
 	// one) and a view entry is replaced whenever the kernel is read
@@ -232,7 +242,9 @@ func readDests(kernels []Kernel, svcs []ipvs.Service) ([]*Entry, error) {
 				for j := range dests {
 					ds[j] = dests[j].Destination
 				}
-				entries[i] = &Entry{Service: normalService(s), Dests: makeDests(ds)}
+				// The dump is in list order; makeDests sorts ds in place.
+				list := dumpList(s.Scheduler, ds)
+				entries[i] = &Entry{Service: normalService(s), Dests: makeDests(ds), List: list}
 			}
 		}(w, kk)
 	}
