@@ -34,6 +34,8 @@ type Status struct {
 	// always holds its VIPs.
 	Role     string           `json:"role"`
 	Failover *failover.Status `json:"failover,omitempty"`
+	// BGP is the director's part in a bgp group; nil without bgp.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 }
 
 // ReloadResult is what directorctl reload (and reconcile) prints.
