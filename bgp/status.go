@@ -32,6 +32,13 @@ type PeerStatus struct {
 	BFD string
 	// LastError is gobgp's reason for the last disconnect, if any.
 	LastError string
+	// Received counts the messages received from the peer on every
+	// session. A graceful stop takes one received after its withdrawal
+	// was sent as the peer's word that it has read the withdrawal: BGP
+	// has no acknowledgement, but a peer reads its session in order.
+	Received uint64
+	// Sent counts the messages sent to the peer.
+	Sent uint64
 }
 
 // Established reports whether the BGP session is up.
@@ -62,6 +69,8 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			st.State = sessionState(ps.SessionState)
 			st.Flops = ps.Flops
 			st.LastError = ps.DisconnectMessage
+			st.Received = ps.GetMessages().GetReceived().GetTotal()
+			st.Sent = ps.GetMessages().GetSent().GetTotal()
 		}
 		if st.Established() && p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			st.Since = p.Timers.State.Uptime.AsTime()

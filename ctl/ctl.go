@@ -61,6 +61,9 @@ Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
                                   on this host; exit 1 with FILE:LINE:COL errors
   takeover [-wait D]              planned switchover: this director becomes active
   release [-wait D]               planned switchover: the peer becomes active
+  drain-node                      bgp group: withdraw every VIP from the routers and keep
+                                  forwarding what still arrives; survives restarts
+  enable-node                     bgp group: announce again
 `
 
 type command struct {
@@ -81,6 +84,8 @@ func commands() []command {
 		{"check-config", runCheckConfig},
 		{"takeover", runTakeover},
 		{"release", runRelease},
+		{"drain-node", runDrainNode},
+		{"enable-node", runEnableNode},
 	}
 }
 

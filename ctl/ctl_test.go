@@ -35,18 +35,23 @@ func TestExamplesPassCheckConfig(t *testing.T) {
 	// Examples of several hosts, one directory each, but for the real
 	// servers' helper files (deploy/units_test.go reads those).
 	more, _ := filepath.Glob("../deploy/examples/*/*.yaml")
-	var pair []string
+	var pair, group []string
 	for _, ex := range more {
 		switch filepath.Base(filepath.Dir(ex)) {
 		case "realserver":
 			continue
 		case "pair":
 			pair = append(pair, ex)
+		case "group":
+			group = append(group, ex)
 		}
 		examples = append(examples, ex)
 	}
 	if len(pair) != 2 {
 		t.Fatalf("want the pair's two directors' examples, found %v", pair)
+	}
+	if len(group) != 3 {
+		t.Fatalf("want the group's three directors' examples, found %v", group)
 	}
 	for _, ex := range examples {
 		args := []string{"check-config", "-config", ex}
@@ -75,6 +80,23 @@ func TestExamplesPassCheckConfig(t *testing.T) {
 	}
 	if digests[0] != digests[1] {
 		t.Errorf("%s and %s configure different services", pair[0], pair[1])
+	}
+	// The group's directors too: otherwise each would report MISMATCH,
+	// and a flow the routers move could change real server.
+	var first [16]byte
+	for i, ex := range group {
+		cfg, err := config.Load(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.BGP == nil {
+			t.Fatalf("%s: no bgp block", ex)
+		}
+		if d := cfg.ServicesDigest(); i == 0 {
+			first = d
+		} else if d != first {
+			t.Errorf("%s and %s configure different services", group[0], ex)
+		}
 	}
 }
 

@@ -55,7 +55,12 @@ func writeStatus(env *Env, st control.Status, now time.Time) {
 		role = "active"
 	}
 	fmt.Fprintf(env.Stdout, "node %s  role %s  config %s\n", st.Node, role, st.Config)
-	writeFailover(env, st.Failover)
+	if st.BGP != nil {
+		// One of a group: every director active, none single.
+		writeBGP(env, st.BGP, now)
+	} else {
+		writeFailover(env, st.Failover)
+	}
 	last := "never"
 	if !st.LastReconcile.IsZero() {
 		last = fmt.Sprintf("%s ago", now.Sub(st.LastReconcile).Round(time.Second))
@@ -75,6 +80,11 @@ func writeStatus(env *Env, st control.Status, now time.Time) {
 		kernel := "in kernel"
 		if !s.InKernel {
 			kernel = "NOT IN KERNEL"
+		}
+		if s.OrderCanonical != nil && !*s.OrderCanonical {
+			// The kernel's mh table differs from the group's until the
+			// next reconcile restores the order.
+			kernel += ", destination order NOT canonical"
 		}
 		fmt.Fprintf(w, "\nservice %s\t%s\t%s\t%s\n", s.Name, s.Key, s.Scheduler, kernel)
 		fmt.Fprintln(w, "  real server\tforward\tweight\tkernel weight\thealth")
@@ -182,13 +192,6 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	var lines []line
 	for _, w := range cfg.Warnings {
 		lines = append(lines, line{w.Pos, w.Error() + " (warning)"})
-	}
-	if cfg.BGP != nil {
-		// Valid, but directord has no speaker yet and refuses it: said
-		// here, since check-config runs as ExecStartPre and exits 0.
-		p, _ := cfg.Where("bgp")
-		n := &config.Error{Pos: p, Key: "bgp", Msg: "directord does not run bgp mode yet: it refuses to start or reload with this block, which is valid"}
-		lines = append(lines, line{p, n.Error() + " (note)"})
 	}
 	var hostErrs []error
 	if *host {

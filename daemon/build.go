@@ -37,6 +37,7 @@ type daemon struct {
 	dir     *director.Director
 	exp     *metrics.Exporter
 	srv     *server
+	bgp     *scaleOut   // nil without bgp
 	relay   *drainRelay // the pair's share of the drains; nil without a pair
 	// pair is the running pair, set once it has started: the metrics
 	// serve from before, and report the node in init until then.
@@ -106,6 +107,12 @@ func build(opts Options) (_ *daemon, err error) {
 	d.srv.cfg.Store(cfg)
 	d.newExporter(mk)
 	d.srv.exp = d.exp
+	if cfg.BGP != nil {
+		if err := d.newScaleOut(); err != nil {
+			return nil, err
+		}
+		d.exp.SetBGP(d.bgpStatus)
+	}
 	return d, nil
 }
 
@@ -149,11 +156,16 @@ func (d *daemon) newDirector(k director.Kernel, workers []director.Kernel) {
 	d.dir = director.New(director.Options{
 		Loop: d.loops.Register("reconcile", max(60*time.Second, 3*cfg.IPVS.ReconcileInterval)),
 		// d.exp is made after the director, and before anything runs.
-		ObserveReconcile: func(took time.Duration) { d.exp.Reconciled(took) },
-		Kernel:           k,
-		Weights:          checks.Weights{Engine: d.eng},
-		Workers:          workers,
-		Logger:           d.log,
+		ObserveReconcile: func(took time.Duration) {
+			d.exp.Reconciled(took)
+			if d.bgp != nil {
+				d.bgp.ann.Poke() // a service back in the kernel may be announced
+			}
+		},
+		Kernel:  k,
+		Weights: checks.Weights{Engine: d.eng},
+		Workers: workers,
+		Logger:  d.log,
 		// Kept beside the socket: per daemon, root-only, gone at reboot
 		// together with the kernel table it describes.
 		StatePath: filepath.Join(filepath.Dir(cfg.Control.Socket), "owned.json"),
@@ -182,6 +194,9 @@ func (d *daemon) newExporter(mk director.Kernel) {
 // close closes what build opened, once nothing that uses it runs. The
 // listeners may have been closed already, by the loops that served them.
 func (d *daemon) close() {
+	if d.bgp != nil && d.bgp.group != nil {
+		d.bgp.group.Close() // its links, if Run never ran
+	}
 	if d.ctl != nil {
 		_ = d.ctl.Close()
 	}

@@ -49,6 +49,9 @@ type changes struct {
 	mu      sync.Mutex
 	pending map[string]bool
 	kick    chan struct{}
+	// applied, if set, is told after each batch reached the director
+	// (the bgp announcer re-decides on it).
+	applied func()
 }
 
 func newChanges() *changes {
@@ -79,6 +82,9 @@ func (c *changes) run(ctx context.Context, d *director.Director) {
 		c.mu.Unlock()
 		for svc := range batch {
 			_ = d.WeightsChanged(ctx, svc)
+		}
+		if c.applied != nil {
+			c.applied()
 		}
 	}
 }

@@ -22,14 +22,17 @@ import (
 //     kernel, so the first reconcile's weights adopt what is serving);
 //  2. the metrics endpoint, which serves from before the first reconcile;
 //  3. the director, whose first reconcile converges the kernel;
-//  4. once the first reconcile is done, the pair: a director that
-//     becomes active then has something to serve;
+//  4. once the first reconcile is done, the pair (a director that
+//     becomes active then has something to serve) or, in bgp mode, the
+//     BGP speaker and the announcer (a VIP is announced only while the
+//     kernel serves it);
 //  5. readiness: the log line, systemd's READY and its watchdog;
 //  6. the control socket's answers, once all they report on runs.
 //
 // Stop order: the pair leaves first, its VIPs released and its
 // connections handed over to the peer while this director's table is
-// whole and everything else still runs; then the other steps stop one
+// whole and everything else still runs (in bgp mode the VIPs are
+// withdrawn and the routers given drain_time to move the flows); then the other steps stop one
 // by one, in the reverse of their start.
 func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 	// Not children of ctx: when it ends, the pair must leave before
@@ -54,6 +57,12 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 			return err
 		}
 	}
+	if d.bgp != nil {
+		if err := d.startScaleOut(base); err != nil {
+			started.stop()
+			return err
+		}
+	}
 	d.ready.Store(true)
 	d.log.Info("directord ready", "config", d.cfg.Path, "node", d.cfg.Node, "services", len(d.cfg.Services))
 	started.push(d.startSystemd(base))
@@ -61,6 +70,7 @@ func (d *daemon) run(ctx context.Context, reload <-chan struct{}) error {
 	started.push(ctl)
 
 	stopAll := func() {
+		d.leaveScaleOut()
 		d.leavePair()
 		started.stop()
 	}

@@ -29,7 +29,9 @@ type server struct {
 	// pair is the failover node; nil for a single director. Set before
 	// the control socket serves.
 	pair *pair
-	exp  *metrics.Exporter
+	// bgp is the director's part in a bgp group; nil without bgp.
+	bgp *scaleOut
+	exp *metrics.Exporter
 }
 
 // planReload is a reload's dry run: the file is read and checked as a
@@ -41,6 +43,9 @@ func (s *server) planReload(ctx context.Context) (*control.ReloadResult, error) 
 		return nil, err
 	}
 	if _, err := checks.LoadSpecs(cfg); err != nil {
+		return nil, err
+	}
+	if err := modeChange(s.cfg.Load(), cfg); err != nil {
 		return nil, err
 	}
 	ops, err := s.d.Plan(ctx, cfg)
@@ -77,6 +82,14 @@ func restartOnly(old, cfg *config.Config, socket string) []string {
 	if !reflect.DeepEqual(old.Failover, cfg.Failover) {
 		out = append(out, "the failover block changed; it takes effect at the next restart")
 	}
+	if o, n := old.BGP, cfg.BGP; o != nil && n != nil {
+		if o.ASN != n.ASN || o.RouterID != n.RouterID || o.HoldTime != n.HoldTime {
+			out = append(out, "bgp asn, router_id or hold_time changed; they take effect at the next restart")
+		}
+		if !reflect.DeepEqual(o.Sync, n.Sync) || !reflect.DeepEqual(o.Group, n.Group) {
+			out = append(out, "bgp sync or group changed; they take effect at the next restart")
+		}
+	}
 	return out
 }
 
@@ -88,14 +101,6 @@ func loadQuiet(path string) (*config.Config, []error, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
-	}
-	if cfg.BGP != nil {
-		// config accepts the block so that check-config can judge a file
-		// made for the speaker to come; running without it would leave
-		// every VIP unannounced, an outage that looks like a start.
-		p, _ := cfg.Where("bgp")
-		return nil, nil, config.Errors{{Pos: p, Key: "bgp",
-			Msg: "bgp mode is not implemented by this directord yet; check-config validates the block"}}
 	}
 	errs, hostWarns := preflight.Check(cfg)
 	if len(errs) > 0 {
@@ -144,7 +149,13 @@ func (s *server) reload(ctx context.Context) (*control.ReloadResult, error) {
 		s.exp.Reloaded(false)
 		return nil, err
 	}
-	for _, n := range restartOnly(s.cfg.Load(), cfg, s.socket) {
+	old := s.cfg.Load()
+	if err := modeChange(old, cfg); err != nil {
+		s.log.Error("reload refused, keeping the running config", "problem", err.Error())
+		s.exp.Reloaded(false)
+		return nil, err
+	}
+	for _, n := range restartOnly(old, cfg, s.socket) {
 		s.log.Warn(n)
 	}
 	specs, err := checks.LoadSpecs(cfg) // reads password_file and ca_file
@@ -161,6 +172,7 @@ func (s *server) reload(ctx context.Context) (*control.ReloadResult, error) {
 	}
 	s.exp.Reloaded(true)
 	s.cfg.Store(cfg)
+	s.reloadScaleOut(ctx, old, cfg)
 	if s.pair != nil {
 		if err := s.pair.setDigest(ctx, cfg.ServicesDigest()); err != nil {
 			s.log.Warn("failover: cannot tell the pair about the new config", "err", err)
@@ -183,6 +195,11 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 		}
 		annotate(&st, s.eng.Snapshot())
 		out := control.Status{Status: st, Role: "active"}
+		if s.bgp != nil {
+			if out.BGP, err = s.bgp.status(ctx); err != nil {
+				return nil, err
+			}
+		}
 		if s.pair != nil {
 			fs, err := s.pair.status(ctx)
 			if err != nil {
@@ -205,6 +222,14 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 			return nil, fmt.Errorf("%s needs a service and a real server address", req.Cmd)
 		}
 		return s.d.Drain(ctx, req.Service, req.Address, req.Cmd == control.CmdDrain)
+	case control.CmdDrainNode, control.CmdEnableNode:
+		if s.bgp == nil {
+			return nil, fmt.Errorf("%s: this director has no bgp block; drain-node takes a director of a bgp group out of the routers' paths", req.Cmd)
+		}
+		if err := s.bgp.ann.SetDrained(ctx, req.Cmd == control.CmdDrainNode); err != nil {
+			return nil, err
+		}
+		return s.bgp.status(ctx)
 	case control.CmdReconcile:
 		res, err := s.d.Reconcile(ctx)
 		if err != nil {
@@ -213,4 +238,23 @@ func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 		return control.ReloadResult{Changes: res.Applied, Failed: res.Failed}, nil
 	}
 	return nil, fmt.Errorf("unknown command %q", req.Cmd)
+}
+
+// modeChange refuses a reload that adds or removes the bgp block: the
+// mode decides how the kernel is programmed (forwarding, schedulers,
+// quiescing) and whether a BGP speaker runs, so it changes only with a
+// restart.
+func modeChange(old, cfg *config.Config) error {
+	if (old.BGP == nil) == (cfg.BGP == nil) {
+		return nil
+	}
+	what := "adds"
+	if cfg.BGP == nil {
+		what = "removes"
+	}
+	p, _ := cfg.Where("bgp")
+	if cfg.BGP == nil {
+		p = config.Pos{File: cfg.Path, Line: 1, Col: 1}
+	}
+	return config.Errors{{Pos: p, Key: "bgp", Msg: "the new config " + what + " the bgp block; a change of mode needs a restart of directord"}}
 }

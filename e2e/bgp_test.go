@@ -294,9 +294,29 @@ type birdRouter struct {
 	t    *testing.T
 	host *topo.Host
 	sock string
+	conf string
+}
+
+// reconfigure replaces BIRD's configuration and has it read it again
+// (birdc configure): sessions whose protocol did not change stay up.
+func (r *birdRouter) reconfigure(config string) {
+	r.t.Helper()
+	if err := os.WriteFile(r.conf, []byte(config), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	out := r.birdc("configure")
+	if !strings.Contains(out, "Reconfigured") {
+		r.t.Fatalf("birdc configure:\n%s", out)
+	}
 }
 
 func startBIRD(t *testing.T, h *topo.Host, directors, directors6 []string) *birdRouter {
+	t.Helper()
+	return startBIRDWith(t, h, birdConfig(directors, directors6))
+}
+
+// startBIRDWith starts BIRD in h on config.
+func startBIRDWith(t *testing.T, h *topo.Host, config string) *birdRouter {
 	t.Helper()
 	birdBin, err := birdPath("bird")
 	if err != nil {
@@ -304,12 +324,11 @@ func startBIRD(t *testing.T, h *topo.Host, directors, directors6 []string) *bird
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "bird.conf")
-	config := birdConfig(directors, directors6)
 	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("bird.conf:\n%s", config)
-	r := &birdRouter{t: t, host: h, sock: filepath.Join(dir, "bird.ctl")}
+	r := &birdRouter{t: t, host: h, sock: filepath.Join(dir, "bird.ctl"), conf: conf}
 	p := h.Start(birdBin, "-f", "-c", conf, "-s", r.sock, "-P", filepath.Join(dir, "bird.pid"))
 	t.Cleanup(func() { _ = p.Stop(5 * time.Second) })
 	deadline := time.Now().Add(10 * time.Second)

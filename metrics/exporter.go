@@ -17,6 +17,7 @@ import (
 
 	"github.com/directorlb/director/checks"
 	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/control"
 	"github.com/directorlb/director/failover"
 	"github.com/directorlb/director/liveness"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,9 @@ type Exporter struct {
 	spare  []byte
 	// pair reports the failover role: a single director's until SetPair.
 	pair *pairCollector
+	// bgp reports a bgp group director's sessions and announcements
+	// once SetBGP is called; nothing without bgp.
+	bgp *bgpCollector
 }
 
 // New builds an Exporter over src.
@@ -75,6 +79,7 @@ func New(src Sources) *Exporter {
 		src:  src,
 		reg:  prometheus.NewRegistry(),
 		pair: newPairCollector(),
+		bgp:  newBGPCollector(),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "director_check_duration_seconds",
 			Help:    "How long each health-check probe took, by check type.",
@@ -108,7 +113,7 @@ func New(src Sources) *Exporter {
 	e.reloadOK.Set(1)
 	e.reloadAt.SetToCurrentTime()
 	e.reg.MustRegister(e.checkDuration, e.checkResults, e.reconcileDur, e.reloads, e.reloadOK, e.reloadAt,
-		buildInfo(), e.pair,
+		buildInfo(), e.pair, e.bgp,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -120,6 +125,12 @@ func New(src Sources) *Exporter {
 			"1 while the loop has not reported within its bound (see /healthz).", []string{"loop"}, nil)})
 	}
 	return e
+}
+
+// SetBGP makes the director one of a bgp group: status is read at each
+// scrape for the director_bgp_* and director_group_* families.
+func (e *Exporter) SetBGP(status func(ctx context.Context) (*control.BGPStatus, error)) {
+	e.bgp.set(status)
 }
 
 // SetPair makes the director one of a pair: the failover node's metrics
