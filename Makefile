@@ -41,6 +41,7 @@ bench: deps
 	$(LAB) test -timeout 45m -test.timeout 40m -run '^$$' -bench Table100k -benchtime 1x ./e2e
 	$(LAB) test -run '^$$' -bench Netlink -benchtime 2s ./e2e
 	$(LAB) test -run '^$$' -bench Failover -benchtime 1x ./e2e
+	$(LAB) test -run '^$$' -bench ScaleOut -benchtime 1x ./e2e
 
 # Short fuzzing of every parser that reads untrusted input.
 FUZZTIME ?= 20s

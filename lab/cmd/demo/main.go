@@ -5,7 +5,9 @@
 // and a stop that leaves traffic flowing. Then the whole product: a
 // director pair in direct routing, real servers prepared by realserver, a
 // health failure and recovery, and a crash of the active director that an
-// established connection survives.
+// established connection survives. Last, a group: three directors behind
+// a BIRD router announcing the VIP over BGP, where killing one and
+// draining another leaves long-lived connections going.
 package main
 
 import (
@@ -134,6 +136,7 @@ func run(tb *demoTB) {
 	fmt.Printf("  with directord stopped, the client still gets: %s\n", strings.Join(got, " "))
 
 	runPair(tb, tmp)
+	runGroup(tb, tmp)
 	fmt.Println("\ndemo: done")
 }
 

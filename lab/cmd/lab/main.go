@@ -333,11 +333,14 @@ func cmdDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	files = append(files, lab.File{Src: demo, Dst: "/bin/demo"})
-	ipvsadm, err := lab.HostBinary(ctx, "ipvsadm")
-	if err != nil {
-		return err
+	// BIRD is the router of the demo's third act.
+	for _, tool := range []string{"ipvsadm", "bird", "birdc"} {
+		f, err := lab.HostBinary(ctx, tool)
+		if err != nil {
+			return err
+		}
+		files = append(files, f...)
 	}
-	files = append(files, ipvsadm...)
 	return runOne(ctx, s, files, lab.Command{Name: "demo", Argv: []string{"/bin/demo"}})
 }
 
