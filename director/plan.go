@@ -22,6 +22,15 @@ func (d *Director) Plan(ctx context.Context, cfg *config.Config) ([]Op, error) {
 		// shared, changed ones are new.
 		desired := NextDesiredTable(cfg, d.weights, st.desired)
 		ops = Diff(desired, d.rec.View(), d.rec.Owned).Ops
+		// A service adopted from the kernel has no name in the view:
+		// the config in force has it.
+		for i := range ops {
+			if ops[i].Name == "" {
+				if e := st.desired[KeyOf(ops[i].Service)]; e != nil {
+					ops[i].Name = e.Name
+				}
+			}
+		}
 	})
 	return ops, err
 }

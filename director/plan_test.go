@@ -63,3 +63,34 @@ func lines(s []string) string {
 	}
 	return out
 }
+
+// A dry run names each service by the config's name, also after the
+// kernel's table was read again (the kernel knows no names) and for a
+// service adopted from the kernel at the start.
+func TestPlanNamesAfterARead(t *testing.T) {
+	ctx := context.Background()
+	k := newFakeKernel()
+	cfg := cfgOf(
+		svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 5)),
+		svc("old", "192.0.2.11", 80, rs("10.0.0.1:80", 1)),
+	)
+	d, _ := startDirectorWith(t, k, Options{Kernel: k, Logger: quietLog()}, cfg)
+	if _, err := d.Reconcile(ctx); err != nil { // reads the kernel whole
+		t.Fatal(err)
+	}
+	ops, err := d.Plan(ctx, cfgOf(svc("web", "192.0.2.10", 80, rs("10.0.0.1:80", 7))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, op := range ops {
+		got = append(got, Describe(op))
+	}
+	want := []string{
+		"edit real server 10.0.0.1:80 of web (192.0.2.10:80/tcp): weight 5 -> 7",
+		"remove service old (192.0.2.11:80/tcp)",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("plan:\n%s\nwant:\n%s", lines(got), lines(want))
+	}
+}

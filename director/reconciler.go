@@ -103,11 +103,16 @@ func (r *Reconciler) Refresh() ([]string, error) {
 	return drift, nil
 }
 
-// carryLast keeps what the view knew of last weights (order.go).
+// carryLast keeps what the view knew of last weights (order.go), and
+// the config's names: the kernel knows none, and a plan that removes or
+// edits a service names it by them.
 func (r *Reconciler) carryLast(fresh Table) {
 	for key, e := range fresh {
 		if old, ok := r.view[key]; ok && old != e {
 			carryLast(old, e)
+			if e.Name == "" {
+				e.Name = old.Name
+			}
 		}
 	}
 }
