@@ -33,9 +33,15 @@ const execWaitDelay = 250 * time.Millisecond
 // healthy exit whose first line is not an integer reports no weight
 // (NoWeight, i.e. 100%): the exit status is what decides health, and a
 // script that prints a banner must not take its server out.
+//
+// With WeightFromExit, keepalived's misc_dynamic convention: exit 0 is
+// healthy at the configured weight, 1 is failed, and 2 to 255 are healthy
+// with the weight percentage exit - 2 (0 to 253: with a real server weight
+// of 100 the kernel weight is exactly exit - 2, keepalived's meaning).
 type Exec struct {
-	Argv          []string
-	DynamicWeight bool
+	Argv           []string
+	DynamicWeight  bool
+	WeightFromExit bool
 }
 
 // limitedBuffer keeps the first max bytes written and discards the rest,
@@ -89,6 +95,11 @@ func (e Exec) Probe(ctx context.Context, target netip.AddrPort) Result {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		return fail(ctx, start, fmt.Errorf("exec %s: exited, but a process it started kept its output open: %w", argv[0], err))
 	}
+	if code := exitCode(err); e.WeightFromExit && code >= 2 && code <= 255 {
+		r := ok(start)
+		r.Weight = code - 2
+		return r
+	}
 	if err != nil {
 		if msg := firstLine(stderr.buf.Bytes()); msg != "" {
 			err = fmt.Errorf("%w: %s", err, msg)
@@ -110,4 +121,14 @@ func firstLine(b []byte) string {
 		return strings.TrimSpace(s.Text())
 	}
 	return ""
+}
+
+// exitCode is the exit status of a command that exited on its own, or -1
+// (killed by a signal, or not run at all).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Exited() {
+		return ee.ExitCode()
+	}
+	return -1
 }

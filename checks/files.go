@@ -85,17 +85,27 @@ func (p *PEM) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToSt
 func (o *SQLOptions) LoadPassword() error {
 	switch {
 	case o.PasswordFile != "":
-		b, err := rootfile.ReadSecret(o.PasswordFile, maxPasswordFile)
+		s, err := readPasswordFile(o.PasswordFile)
 		if err != nil {
-			return passwordFileError(o.PasswordFile, err)
+			return err
 		}
-		o.Password = NewSecret(strings.TrimRight(string(b), "\r\n"))
+		o.Password = s
 	case o.PasswordEnv != "":
 		if v, ok := os.LookupEnv(o.PasswordEnv); ok {
 			o.Password = NewSecret(v)
 		}
 	}
 	return nil
+}
+
+// readPasswordFile reads a password file as LoadPassword does; the ldap
+// and radius checks read theirs with it too.
+func readPasswordFile(path string) (Secret, error) {
+	b, err := rootfile.ReadSecret(path, maxPasswordFile)
+	if err != nil {
+		return Secret{}, passwordFileError(path, err)
+	}
+	return NewSecret(strings.TrimRight(string(b), "\r\n")), nil
 }
 
 func passwordFileError(path string, err error) error {
@@ -158,6 +168,14 @@ func (l *fileLoader) load(i int, s *config.Service, p *ProbeSpec) *config.Error 
 			}
 			l.cas[f] = p.HTTP.CA
 		}
+	}
+	// ldap, radius: ldapradius.go
+	if e := l.loadLDAPRADIUS(p, bad); e != nil {
+		return e
+	}
+	// banner: native.go
+	if e := l.loadBanner(p, bad); e != nil {
+		return e
 	}
 	return nil
 }

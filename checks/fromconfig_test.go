@@ -25,6 +25,9 @@ func TestFromConfig(t *testing.T) {
 		c.Command, c.DynamicWeight = []string{"/usr/local/bin/check", "{address}", "{port}"}, true
 		c.User, c.PasswordFile, c.PasswordEnv, c.Database, c.Query = "checker", "/etc/director/db.pw", "DB_PW", "app", "SELECT role FROM status"
 		c.QueryName, c.QueryType, c.Rcode, c.Answer = "www.example.com", "AAAA", "NOERROR", "2001:db8::53"
+		c.BindDN, c.BaseDN, c.TLS, c.SecretFile = "cn=monitor,dc=example,dc=com", "dc=example,dc=com", "starttls", "/etc/director/radius.secret" // ldap, radius
+		// smtp, banner, file, http digest
+		c.HeloName, c.BannerProtocol, c.File, c.Digest = "lb1.example.com", "imap", "/run/weight", "md5:9e107d9d372bb6826bd81d3542a419d6"
 		return c
 	}
 	withType := func(c config.Check, typ config.CheckType) config.Check { c.Type = typ; return c }
@@ -78,6 +81,7 @@ func TestFromConfig(t *testing.T) {
 			p := spec("http", "[2001:db8::99]:80")
 			p.HTTP = HTTPOptions{Method: "HEAD", Path: "/healthz", Host: "www.example.com", BodyRegexp: "^ok$",
 				ExpectStatus: []config.StatusRange{{Min: 200, Max: 204}}}
+			p.HTTP.Digest = "md5:9e107d9d372bb6826bd81d3542a419d6" // http digest
 			return p
 		}()},
 		{"https, everything", other(withType(common, "https")), func() ProbeSpec {
@@ -85,11 +89,56 @@ func TestFromConfig(t *testing.T) {
 			p.HTTP = HTTPOptions{TLS: true, Method: "HEAD", Path: "/healthz", Host: "www.example.com", BodyRegexp: "^ok$",
 				ExpectStatus: []config.StatusRange{{Min: 200, Max: 204}},
 				ServerName:   "tls.example.com", CAFile: "/etc/director/ca.pem", InsecureSkipVerify: true}
+			p.HTTP.Digest = "md5:9e107d9d372bb6826bd81d3542a419d6" // http digest
 			return p
 		}()},
 		{"http defaults", config.Check{Type: "http", Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1},
 			ProbeSpec{Type: "http", Target: rs.AddrPort(), Interval: time.Second, Timeout: time.Second, Rise: 1, Fall: 1,
 				HTTP: HTTPOptions{Method: "GET"}}},
+		{"ldap", other(withType(common, "ldap")), func() ProbeSpec {
+			p := spec("ldap", "10.1.0.11:80")
+			p.LDAP = LDAPOptions{TLS: "starttls", ServerName: "tls.example.com", CAFile: "/etc/director/ca.pem", InsecureSkipVerify: true,
+				BindDN: "cn=monitor,dc=example,dc=com", PasswordFile: "/etc/director/db.pw", BaseDN: "dc=example,dc=com"}
+			return p
+		}()},
+		{"radius", other(withType(common, "radius")), func() ProbeSpec {
+			p := spec("radius", "10.1.0.11:80")
+			p.RADIUS = RADIUSOptions{User: "checker", PasswordFile: "/etc/director/db.pw", SecretFile: "/etc/director/radius.secret"}
+			return p
+		}()},
+		// smtp, banner, file, exec weight_from_exit: native.go
+		{"smtp", other(withType(common, "smtp")), func() ProbeSpec {
+			p := spec("smtp", "10.1.0.11:80")
+			p.SMTP = SMTP{HeloName: "lb1.example.com"}
+			return p
+		}()},
+		{"banner", other(withType(common, "banner")), func() ProbeSpec {
+			p := spec("banner", "10.1.0.11:80")
+			p.Banner = BannerOptions{Protocol: "imap", Login: SQLOptions{User: "checker", PasswordFile: "/etc/director/db.pw", PasswordEnv: "DB_PW"}}
+			return p
+		}()},
+		{"file", other(withType(common, "file")), func() ProbeSpec {
+			p := spec("file", "10.1.0.11:80")
+			p.File = FileCheck{Path: "/run/weight"}
+			return p
+		}()},
+		{"exec, weight_from_exit", func() config.Check {
+			c := withType(common, "exec")
+			c.Command, c.WeightFromExit = []string{"/usr/local/bin/check"}, true
+			return c
+		}(), func() ProbeSpec {
+			p := spec("exec", "10.1.0.11:80")
+			p.Command, p.WeightFromExit = []string{"/usr/local/bin/check"}, true
+			return p
+		}()},
+		// udp, icmp, sip: udp.go
+		{"udp", other(withType(common, "udp")), func() ProbeSpec {
+			p := spec("udp", "10.1.0.11:80")
+			p.Send, p.Expect = "PING\r\n", "+PONG"
+			return p
+		}()},
+		{"icmp", other(withType(common, "icmp")), spec("icmp", "10.1.0.11:0")},
+		{"sip", other(withType(common, "sip")), spec("sip", "10.1.0.11:80")},
 		{"none", other(withType(config.DefaultCheck, "none")),
 			ProbeSpec{Type: "none", Target: rs.AddrPort(), Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}},
 	}

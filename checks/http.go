@@ -36,6 +36,9 @@ type HTTPOptions struct {
 	CAFile             string // PEM bundle to verify against instead of the system roots
 	CA                 *PEM   // CAFile's content, read at load by LoadCA; nil: NewHTTP reads CAFile
 	InsecureSkipVerify bool
+	// Digest, if set, is "md5:HEX" or "sha256:HEX": the whole body (at
+	// most maxDigestBody bytes) must have it (digest.go).
+	Digest string `json:",omitempty"`
 }
 
 // HTTP probes with one request per probe and no connection reuse, so each
@@ -43,6 +46,7 @@ type HTTPOptions struct {
 type HTTP struct {
 	opts   HTTPOptions
 	body   *regexp.Regexp
+	digest *bodyDigest // nil: none
 	client *http.Client
 }
 
@@ -56,6 +60,13 @@ func NewHTTP(o HTTPOptions) (*HTTP, error) {
 			return nil, fmt.Errorf("body regexp: %w", err)
 		}
 		h.body = re
+	}
+	if o.Digest != "" {
+		d, err := parseBodyDigest(o.Digest)
+		if err != nil {
+			return nil, err
+		}
+		h.digest = d
 	}
 	k := clientKey{tls: o.TLS}
 	var pem []byte
@@ -189,12 +200,24 @@ func (h *HTTP) Probe(ctx context.Context, target netip.AddrPort) Result {
 	if !statusOK(resp.StatusCode, h.opts.ExpectStatus) {
 		return fail(ctx, start, fmt.Errorf("status %d", resp.StatusCode))
 	}
-	if h.body != nil {
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxRead))
+	if h.body != nil || h.digest != nil {
+		limit := int64(maxRead)
+		if h.digest != nil {
+			limit = maxDigestBody + 1 // one more, to tell a longer body
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fail(ctx, start, fmt.Errorf("read body: %w", err))
 		}
-		if !h.body.Match(b) {
+		if h.digest != nil {
+			if len(b) > maxDigestBody {
+				return fail(ctx, start, fmt.Errorf("body longer than the %d bytes a digest is taken of", maxDigestBody))
+			}
+			if err := h.digest.check(b); err != nil {
+				return fail(ctx, start, err)
+			}
+		}
+		if h.body != nil && !h.body.Match(b[:min(len(b), maxRead)]) {
 			return fail(ctx, start, fmt.Errorf("body does not match %q (read %d bytes)", h.opts.BodyRegexp, len(b)))
 		}
 	}

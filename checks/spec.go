@@ -44,6 +44,17 @@ type ProbeSpec struct {
 
 	// dns
 	DNS DNS
+
+	// ldap, radius: ldap.go, radius.go
+	LDAP   LDAPOptions
+	RADIUS RADIUSOptions
+
+	// smtp, banner, file, and exec's weight_from_exit: native.go (the
+	// http digest is in HTTP)
+	SMTP           SMTP          `json:",omitzero"`
+	Banner         BannerOptions `json:",omitzero"`
+	File           FileCheck     `json:",omitzero"`
+	WeightFromExit bool          `json:",omitempty"`
 }
 
 // Key identifies a probe stream: specs with equal keys share one
@@ -121,7 +132,12 @@ func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
 			Database: c.Database, Query: c.Query, Expect: c.Expect}
 	case config.CheckDNS:
 		p.DNS = DNS{Name: c.QueryName, Type: c.QueryType, Rcode: c.Rcode, Answer: c.Answer}
+	case config.CheckUDP, config.CheckICMP, config.CheckSIP: // udp, icmp, sip: udp.go
+		udpICMPSIPSpec(&p, c)
+	case config.CheckLDAP, config.CheckRADIUS: // ldap, radius: ldapradius.go
+		ldapRADIUSSpec(&p, c)
 	}
+	nativeSpec(&p, c) // smtp, banner, file, http digest, exec weight_from_exit: native.go
 	return p
 }
 
@@ -182,7 +198,7 @@ func NewProber(p ProbeSpec) Prober {
 		}
 		return h
 	case config.CheckExec:
-		return Exec{Argv: p.Command, DynamicWeight: p.DynamicWeight}
+		return Exec{Argv: p.Command, DynamicWeight: p.DynamicWeight, WeightFromExit: p.WeightFromExit}
 	case config.CheckMySQL, config.CheckPostgres:
 		// LoadSpecs has read the password; a spec made otherwise
 		// reads it here, once per prober, never per probe.
@@ -198,6 +214,12 @@ func NewProber(p ProbeSpec) Prober {
 		return Postgres{o}
 	case config.CheckDNS:
 		return p.DNS
+	case config.CheckUDP, config.CheckICMP, config.CheckSIP: // udp, icmp, sip: udp.go
+		return udpICMPSIPProber(p)
+	case config.CheckLDAP, config.CheckRADIUS: // ldap, radius: ldapradius.go
+		return ldapRADIUSProber(p)
+	case config.CheckSMTP, config.CheckBanner, config.CheckFile: // native.go
+		return nativeProber(p)
 	default:
 		return broken{fmt.Errorf("check type %q is not implemented", p.Type)}
 	}

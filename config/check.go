@@ -17,9 +17,15 @@ var (
 	checkKeys = []string{"type", "interval", "fast_interval", "timeout", "rise", "fall", "start_healthy",
 		"address", "port", "send", "expect", "path", "expect_status", "method", "host", "body",
 		"server_name", "ca_file", "insecure_skip_verify", "command", "dynamic_weight",
-		"user", "password_file", "password_env", "database", "query", "query_name", "query_type", "rcode", "answer"}
+		"user", "password_file", "password_env", "database", "query", "query_name", "query_type", "rcode", "answer",
+		"bind_dn", "base_dn", "tls", "secret_file", // ldap, radius
+		"helo_name", "protocol", "file", "digest", "weight_from_exit"} // smtp, banner, file, http digest, exec: check_native.go
 	checkTypes = []string{string(CheckTCP), string(CheckHTTP), string(CheckHTTPS), string(CheckMySQL), string(CheckPostgres),
-		string(CheckDNS), string(CheckExec), string(CheckNone)}
+		string(CheckDNS), string(CheckExec),
+		string(CheckUDP), string(CheckICMP), string(CheckSIP), // udp, icmp, sip
+		string(CheckLDAP), string(CheckRADIUS), // ldap, radius
+		string(CheckSMTP), string(CheckBanner), string(CheckFile), // smtp, banner, file
+		string(CheckNone)}
 	dnsTypes  = []string{"A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"}
 	dnsRcodes = []string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"}
 )
@@ -120,15 +126,15 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 		return true
 	}
 	tcpText := func(name, want string, dst *string) {
-		if only(name, CheckTCP) {
+		if only(name, CheckTCP, CheckUDP) { // udp: send, as tcp
 			if s, ok := d.text(f.value(name), f.sub(name), want); ok {
 				*dst = s
 			}
 		}
 	}
 	tcpText("send", "the text to send after connecting", &c.Send)
-	if only("expect", CheckTCP, CheckMySQL, CheckPostgres) {
-		if s, ok := d.text(f.value("expect"), f.sub("expect"), "the text the reply must contain (tcp) or the first value must equal (mysql, postgres)"); ok {
+	if only("expect", CheckTCP, CheckUDP, CheckMySQL, CheckPostgres) { // udp: expect, as tcp
+		if s, ok := d.text(f.value("expect"), f.sub("expect"), "the text the reply must contain (tcp, udp) or the first value must equal (mysql, postgres)"); ok {
 			c.Expect = s
 		}
 	}
@@ -139,12 +145,13 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			}
 		}
 	}
-	textKey("user", "the user the check logs in as", &c.User, CheckMySQL, CheckPostgres)
-	textKey("password_file", "the path of a file holding the password (mode 0600)", &c.PasswordFile, CheckMySQL, CheckPostgres)
+	// radius: user; ldap and radius: password_file; banner (its login): user, password_file, password_env
+	textKey("user", "the user the check logs in as", &c.User, CheckMySQL, CheckPostgres, CheckRADIUS, CheckBanner)
+	textKey("password_file", "the path of a file holding the password (mode 0600)", &c.PasswordFile, CheckMySQL, CheckPostgres, CheckLDAP, CheckRADIUS, CheckBanner)
 	if v := f.value("password_file"); v != nil {
 		d.mark(f.sub("password_file"), v)
 	}
-	textKey("password_env", "the name of an environment variable holding the password", &c.PasswordEnv, CheckMySQL, CheckPostgres)
+	textKey("password_env", "the name of an environment variable holding the password", &c.PasswordEnv, CheckMySQL, CheckPostgres, CheckBanner)
 	textKey("database", "a database name", &c.Database, CheckMySQL, CheckPostgres)
 	textKey("query", "an SQL query, such as SELECT 1", &c.Query, CheckMySQL, CheckPostgres)
 	if f.value("password_file") != nil && f.value("password_env") != nil {
@@ -198,18 +205,18 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			c.Body = b
 		}
 	}
-	if only("server_name", CheckHTTPS) {
+	if only("server_name", CheckHTTPS, CheckLDAP) { // ldap: with tls
 		if s, ok := d.hostHeader(f.value("server_name"), f.sub("server_name"), "a TLS server name such as www.example.com", serverNameChars); ok {
 			c.ServerName = s
 		}
 	}
-	if only("ca_file", CheckHTTPS) {
+	if only("ca_file", CheckHTTPS, CheckLDAP) { // ldap: with tls
 		if s, ok := d.text(f.value("ca_file"), f.sub("ca_file"), "the path of a PEM file of CA certificates"); ok {
 			c.CAFile = s
 			d.mark(f.sub("ca_file"), f.value("ca_file"))
 		}
 	}
-	if only("insecure_skip_verify", CheckHTTPS) {
+	if only("insecure_skip_verify", CheckHTTPS, CheckLDAP) { // ldap: with tls
 		if b, ok := d.boolean(f.value("insecure_skip_verify"), f.sub("insecure_skip_verify")); ok {
 			c.InsecureSkipVerify = b
 		}
@@ -233,6 +240,11 @@ func (d *decoder) check(n *yaml.Node, path string, base Check) Check {
 			}
 		}
 	}
+	d.checkUDPICMPSIP(f, c, typeOK) // udp, icmp, sip: check_udp.go
+	// ldap, radius: check_ldap.go
+	d.checkLDAPRADIUS(n, f, &c, typeOK, only)
+	// smtp, banner, file, http digest, exec weight_from_exit: check_native.go
+	d.checkNative(n, f, &c, typeOK, only)
 	if typeOK {
 		d.timeoutWarning(f, c, base)
 	}

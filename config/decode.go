@@ -28,6 +28,13 @@ type decoder struct {
 	realServerCount int  // listed so far, against MaxRealServers
 	bgpMode         bool // a bgp block: services are decoded for it (bgp.go)
 
+	// Across the main file and its includes (include.go).
+	svc      serviceSet // services listed so far (service.go)
+	size     int        // bytes read so far, against MaxSize
+	included int        // files read for include:, against maxIncludes
+	// readIncludes is false in Parse, which reads nothing from disk.
+	readIncludes bool
+
 	// For checks across sections and after loading (where.go).
 	where   map[string]Pos
 	svcVIPs []placed

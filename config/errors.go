@@ -99,10 +99,21 @@ func (es Errors) Unwrap() []error {
 // Is makes Errors match ErrInvalid even when empty-handed callers check.
 func (es Errors) Is(target error) bool { return target == ErrInvalid }
 
-// sorted orders problems by position, so messages read top to bottom.
+// sorted orders problems by position, so messages read top to bottom:
+// file by file (the main one, then its includes, as they were first
+// reported), each by line and column.
 func (es Errors) sorted() Errors {
+	rank := map[string]int{}
+	for _, e := range es {
+		if _, ok := rank[e.Pos.File]; !ok {
+			rank[e.Pos.File] = len(rank)
+		}
+	}
 	sort.SliceStable(es, func(i, j int) bool {
 		a, b := es[i].Pos, es[j].Pos
+		if a.File != b.File {
+			return rank[a.File] < rank[b.File]
+		}
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}

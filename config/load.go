@@ -32,7 +32,7 @@ const (
 )
 
 var (
-	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover", "bgp", "state_dir", "allow_no_services"}
+	topKeys     = []string{"node", "control", "metrics", "ipvs", "defaults", "services", "failover", "bgp", "state_dir", "allow_no_services", "include"}
 	controlKeys = []string{"socket"}
 	metricsKeys = []string{"listen"}
 	ipvsKeys    = []string{"timeouts", "cleanup_on_exit", "reconcile_interval"}
@@ -74,7 +74,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return parse(path, data, true)
 }
 
 // readFile reads a configuration file, but no more than one byte past
@@ -104,9 +104,16 @@ func readFile(path string) ([]byte, error) {
 }
 
 // Parse is Load for a file already read; path is used only in messages.
-// It returns a Config and no error, or nil and Errors.
+// It reads nothing from disk, so a file with include is refused: only
+// Load reads included files. It returns a Config and no error, or nil
+// and Errors.
 func Parse(path string, data []byte) (*Config, error) {
-	d := &decoder{file: path}
+	return parse(path, data, false)
+}
+
+// parse is Parse, reading the files include names if includes is set.
+func parse(path string, data []byte, includes bool) (*Config, error) {
+	d := &decoder{file: path, size: len(data), readIncludes: includes}
 	root, ok := d.document(data, "a director configuration")
 	if !ok {
 		return nil, d.result()
@@ -247,6 +254,10 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	if v := f.value("services"); v != nil {
 		c.Services = d.services(v, c.Defaults.Check)
+	}
+	if v := f.value("include"); v != nil {
+		// After the main file's own: included services join in order.
+		c.Services = append(c.Services, d.includes(v, c.Defaults.Check)...)
 	}
 	if v := f.value("allow_no_services"); v != nil {
 		c.AllowNoServices, _ = d.boolean(v, "allow_no_services")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 )
@@ -30,6 +31,9 @@ func (c *endpointContext) serviceLabel() string {
 	}
 	if c.svc.FWMark != 0 {
 		return fmt.Sprintf("%s service fwmark %d", family, c.svc.FWMark)
+	}
+	if len(c.svc.VIPs) > 0 {
+		return fmt.Sprintf("service with vips %v", c.svc.VIPs)
 	}
 	return fmt.Sprintf("%s service %s", family, c.svc.VIP)
 }
@@ -156,13 +160,18 @@ func (d *decoder) endpoint(n *yaml.Node, key, what string, r *RealServer, forwar
 	}
 	r.Address = a
 	svc := ctx.svc
-	if svc.FWMark == 0 && svc.VIP.IsValid() && a == svc.VIP {
+	if svc.FWMark == 0 && slices.Contains(svc.KernelVIPs(), a) {
 		// IPVS would hand the service's connections back to the director
 		// itself (its "local node"), and the checks would probe the VIP.
 		d.errorf(n, key, "%s is the service's own VIP; a %s must be another address", a, what)
 		return false
 	}
-	if ctx.familyOK && forwardOK && a.Is6() != svc.IPv6 && r.Forward != Tunnel {
+	if len(svc.VIPs) > 0 {
+		if p := vipsFamilyProblem(svc, a, what); p != "" {
+			d.errorf(n, key, "%s", p)
+			ok = false
+		}
+	} else if ctx.familyOK && forwardOK && a.Is6() != svc.IPv6 && r.Forward != Tunnel {
 		family := "IPv4"
 		if a.Is6() {
 			family = "IPv6"

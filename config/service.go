@@ -12,7 +12,7 @@ import (
 
 // Read-only tables of what the schema allows.
 var (
-	serviceKeys = []string{"name", "vip", "port", "protocol", "fwmark", "family", "scheduler",
+	serviceKeys = []string{"name", "vip", "vips", "port", "protocol", "fwmark", "family", "scheduler",
 		"scheduler_flags", "one_packet", "persistence", "persistence_netmask", "forward", "tunnel",
 		"check", "on_failure", "slow_start", "sorry_server", "real_servers", "announce"}
 	protocols      = []string{string(TCP), string(UDP), string(SCTP)}
@@ -27,7 +27,12 @@ const maxNameLen = 64
 // serviceID is what the checks across services need from one service.
 type serviceID struct {
 	nameNode *yaml.Node // nil if the name is missing or invalid
-	ident    string     // what makes it unique in the kernel; "" if unknown
+	idents   []ident    // one per kernel service; none if unknown
+}
+
+// ident is what makes one kernel service unique, and where it is written.
+type ident struct {
+	ident    string     // what makes it unique in the kernel
 	label    string     // ident as a message shows it
 	identAt  *yaml.Node // where the ident is written, and its key
 	identKey string
@@ -40,43 +45,70 @@ func (d *decoder) services(n *yaml.Node, base Check) []Service {
 	if !ok {
 		return nil
 	}
-	if len(entries) > MaxServices {
-		// Refused before decoding: a service costs a few kilobytes
-		// decoded, and a file of empty entries ("- {}") would cost
-		// hundreds of times its size.
+	// Refused before decoding: a service costs a few kilobytes decoded,
+	// and a file of empty entries ("- {}") would cost hundreds of times
+	// its size. The limit is on all files together (include.go).
+	switch total := d.svc.count + len(entries); {
+	case len(entries) > MaxServices:
 		d.limitf(n, "services", "lists %d services, more than the %d directord takes", len(entries), MaxServices)
 		return nil
+	case total > MaxServices:
+		d.limitf(n, "services", "brings the configuration to %d services, more than the %d directord takes", total, MaxServices)
+		return nil
 	}
-	type owner struct {
-		name string
-		at   *yaml.Node
+	if d.svc.names == nil {
+		d.svc.names, d.svc.idents = map[string]Pos{}, map[string]svcOwner{}
 	}
-	names := map[string]*yaml.Node{}
-	idents := map[string]owner{}
+	// Key paths count services across files in the order they join
+	// (Config.Services' index), so that Where and CheckKey agree.
+	first := d.svc.count
+	d.svc.count += len(entries)
 	out := make([]Service, 0, len(entries))
 	for i, e := range entries {
-		path := index("services", i)
+		path := index("services", first+i)
 		s, id := d.service(e, path, base)
 		if s == nil {
 			continue
 		}
 		if id.nameNode != nil {
-			if first, dup := names[s.Name]; dup {
-				d.errorf(id.nameNode, join(path, "name"), "duplicate service name %q (first at %s)", s.Name, at(first))
+			if first, dup := d.svc.names[s.Name]; dup {
+				d.errorf(id.nameNode, join(path, "name"), "duplicate service name %q (first at %s)", s.Name, d.at(first))
 			} else {
-				names[s.Name] = id.nameNode
+				d.svc.names[s.Name] = d.pos(id.nameNode)
 			}
 		}
-		if id.ident != "" {
-			if o, dup := idents[id.ident]; dup {
-				d.errorf(id.identAt, id.identKey, "%s is already used by service %q (%s)", id.label, o.name, at(o.at))
+		for _, id := range id.idents {
+			if o, dup := d.svc.idents[id.ident]; dup {
+				d.errorf(id.identAt, id.identKey, "%s is already used by service %q (%s)", id.label, o.name, d.at(o.at))
 			} else {
-				idents[id.ident] = owner{s.Name, id.identAt}
+				d.svc.idents[id.ident] = svcOwner{s.Name, d.pos(id.identAt)}
 			}
 		}
 		out = append(out, *s)
 	}
 	return out
+}
+
+// serviceSet is what must be unique across every file's services.
+type serviceSet struct {
+	count  int // entries listed so far, in all files
+	names  map[string]Pos
+	idents map[string]svcOwner
+}
+
+// svcOwner is the service that holds a kernel identity, and where.
+type svcOwner struct {
+	name string
+	at   Pos
+}
+
+// at is where p is, as a message shows it: line:col in the file being
+// read, or file:line:col in another one (an included file).
+func (d *decoder) at(p Pos) string {
+	if p.File == d.file {
+		return fmt.Sprintf("%d:%d", p.Line, p.Col)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 }
 
 // service decodes one service. It returns nil only when the entry is not
@@ -100,8 +132,9 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 	// own value was wrong, to report the cause once and not its echoes.
 	ctx := &endpointContext{svc: s, forwardOK: true}
 	protoOK := true
+	var vipNodes []*yaml.Node // with vips: where each is written
 	if mark := f.value("fwmark"); mark != nil {
-		for _, k := range []string{"vip", "port", "protocol"} {
+		for _, k := range []string{"vip", "vips", "port", "protocol"} {
 			if kn := f.key(k); kn != nil {
 				d.errorf(kn, f.sub(k), "cannot be used with fwmark (the mark alone selects the packets)")
 			}
@@ -119,22 +152,38 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 			if s.IPv6 {
 				fam = "ipv6"
 			}
-			id.label = fmt.Sprintf("fwmark %d (%s)", s.FWMark, fam)
-			id.ident, id.identAt, id.identKey = id.label, mark, f.sub("fwmark")
+			label := fmt.Sprintf("fwmark %d (%s)", s.FWMark, fam)
+			id.idents = []ident{{label, label, mark, f.sub("fwmark")}}
 		}
 	} else {
 		if kn := f.key("family"); kn != nil {
 			d.errorf(kn, f.sub("family"), "only for fwmark services (a vip has its own family)")
 		}
-		vip := f.value("vip")
-		if vip == nil {
+		vip, vips := f.value("vip"), f.value("vips")
+		switch {
+		case vip != nil && vips != nil:
+			d.errorf(f.key("vips"), f.sub("vips"), "cannot be used with vip (vips lists every VIP of the service; move %s into it)", describe(vip))
+		case vips != nil:
+			// Several VIPs (vips.go): one kernel service each, one set of checks.
+			var list []netip.Addr
+			list, vipNodes, ctx.familyOK = d.vipList(vips, f.sub("vips"))
+			if ctx.familyOK {
+				s.VIP, s.IPv6 = list[0], list[0].Is6()
+				if len(list) > 1 {
+					s.VIPs = list
+				}
+			}
+		case vip == nil:
 			d.errorf(n, f.sub("vip"), "missing; a service needs vip and port, or fwmark")
-		} else {
+		default:
 			s.VIP, ctx.familyOK = d.vip(vip, f.sub("vip"))
 			s.IPv6 = s.VIP.Is6()
 			if ctx.familyOK {
 				d.svcVIPs = append(d.svcVIPs, placed{s.VIP, vip, f.sub("vip")})
 			}
+		}
+		if vip == nil {
+			vip = vips // where "vip or vips" is written, for what follows
 		}
 		if v := f.value("port"); v != nil {
 			p, ok := d.integer(v, f.sub("port"), 0, 65535)
@@ -149,8 +198,16 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 			s.Protocol, protoOK = Protocol(p), ok
 		}
 		if ctx.familyOK && ctx.portOK && protoOK && vip != nil && f.value("port") != nil {
-			id.label = fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), s.Protocol)
-			id.ident, id.identAt, id.identKey = id.label, vip, f.sub("vip")
+			if vipNodes == nil {
+				label := fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.VIP, s.Port), s.Protocol)
+				id.idents = []ident{{label, label, vip, f.sub("vip")}}
+			}
+			for i, a := range s.KernelVIPs() {
+				if i < len(vipNodes) {
+					label := fmt.Sprintf("%s/%s", netip.AddrPortFrom(a, s.Port), s.Protocol)
+					id.idents = append(id.idents, ident{label, label, vipNodes[i], index(f.sub("vips"), i)})
+				}
+			}
 		}
 	}
 
@@ -183,6 +240,9 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 		switch {
 		case persistOK && s.Persistence == 0:
 			d.errorf(f.key("persistence_netmask"), f.sub("persistence_netmask"), "needs persistence (ipvsadm -M works only with -p)")
+		case s.mixedFamilies():
+			// One mask cannot be both an IPv4 and an IPv6 prefix length.
+			d.errorf(f.key("persistence_netmask"), f.sub("persistence_netmask"), "cannot be used with vips of both families; each VIP groups clients by their whole address")
 		case ctx.familyOK:
 			if m, ok := d.persistenceMask(v, f.sub("persistence_netmask"), s.IPv6); ok {
 				s.PersistenceMask = m
@@ -237,6 +297,7 @@ func (d *decoder) service(n *yaml.Node, path string, base Check) (*Service, serv
 	if f.value("tunnel") != nil && ctx.forwardOK && !usesTunnel {
 		d.warnf(f.key("tunnel"), f.sub("tunnel"), "has no effect: neither the service nor a real server uses forward: tun")
 	}
+	d.vipsServed(s, vipNodes, f.sub("vips"))
 	d.bgpService(f, n, s)
 	return s, id
 }

@@ -133,13 +133,19 @@ type Service struct {
 	Pos  Pos `json:"-"` // where it was written; not part of what is served
 
 	// Either VIP, Port and Protocol, or FWMark (with Family).
-	VIP      netip.Addr // invalid for fwmark services
+	VIP      netip.Addr // invalid for fwmark services; with vips, the first
 	Port     uint16     // 0 only with persistence: all ports
 	Protocol Protocol   // default tcp; empty for fwmark services
 	FWMark   uint32
-	// IPv6 reports the family: the VIP's, or for a fwmark service the
-	// family key (ipv4, the default, or ipv6).
+	// IPv6 reports the family: the VIP's (with vips, the first one's),
+	// or for a fwmark service the family key (ipv4, the default, or ipv6).
 	IPv6 bool
+
+	// VIPs is every VIP of a service written with `vips:` of two or more,
+	// VIP being the first; nil otherwise (one VIP, or fwmark), so that a
+	// one-VIP service and its digest read as before. Each VIP is a kernel
+	// service of its own, with the real servers of its family (KernelVIPs).
+	VIPs []netip.Addr `json:",omitempty"`
 
 	Scheduler      string   // default wlc
 	SchedulerFlags []string // sh-port sh-fallback mh-port mh-fallback
@@ -207,6 +213,29 @@ const (
 	CheckNone     CheckType = "none" // always healthy: nothing is probed
 )
 
+// Check types udp, icmp and sip (package checks: udp.go, icmp.go, sip.go).
+// udp uses Send and Expect as tcp does; icmp and sip have no keys of
+// their own.
+const (
+	CheckUDP  CheckType = "udp"
+	CheckICMP CheckType = "icmp"
+	CheckSIP  CheckType = "sip"
+)
+
+// Check types smtp, banner and file (package checks: mail.go, filecheck.go).
+const (
+	CheckSMTP   CheckType = "smtp"
+	CheckBanner CheckType = "banner" // ftp, pop3, imap, nntp: see BannerProtocol
+	CheckFile   CheckType = "file"
+)
+
+// Check types ldap and radius (package checks: ldap.go, radius.go). Both
+// read a password from PasswordFile as mysql does; radius logs in as User.
+const (
+	CheckLDAP   CheckType = "ldap"
+	CheckRADIUS CheckType = "radius"
+)
+
 // Check is how real servers are health-checked. The check engine (package
 // checks) interprets the type-specific fields. A check is merged field by
 // field over the one it inherits, so a field of another type may be set
@@ -270,6 +299,32 @@ type Check struct {
 	QueryType string
 	Rcode     string
 	Answer    string
+
+	// smtp, banner, file, and the http digest and exec weight_from_exit
+	// (check_native.go). smtp: HeloName is sent with EHLO ("" means the
+	// host name). banner: BannerProtocol (ftp, pop3, imap, nntp) picks the
+	// greeting and, with User, the login (password as mysql's). file: File
+	// holds an integer, 0 failed, else healthy at that percentage of the
+	// weight (at most 100). http, https: Digest is "md5:HEX" or
+	// "sha256:HEX" of the body. exec: WeightFromExit is keepalived's
+	// misc_dynamic (exit 2-255 sets the weight percentage to exit - 2).
+	HeloName       string `json:",omitempty"`
+	BannerProtocol string `json:",omitempty"`
+	File           string `json:",omitempty"`
+	Digest         string `json:",omitempty"`
+	WeightFromExit bool   `json:",omitempty"`
+
+	// ldap: a bind as BindDN with the password in PasswordFile (none of
+	// the two: an anonymous bind), then a base-scope search of BaseDN
+	// ("", the root DSE, by default) that must return the entry. TLS is
+	// "starttls", "ldaps" or "" (none); ServerName, CAFile and
+	// InsecureSkipVerify then apply as for https.
+	BindDN string
+	BaseDN string
+	TLS    string
+	// radius: an Access-Request for User with the password in
+	// PasswordFile, authenticated with the shared secret in SecretFile.
+	SecretFile string
 }
 
 // StatusRange is an inclusive range of HTTP status codes; a single code

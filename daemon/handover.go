@@ -40,7 +40,9 @@ func newRouteIndex(cfg *config.Config) *routeIndex {
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		if s.FWMark == 0 {
-			x.byAddr[routeKey{uint8(director.ServiceOf(s).Protocol), netip.AddrPortFrom(s.VIP, s.Port)}] = s
+			for _, vip := range s.KernelVIPs() { // each VIP of a service with vips
+				x.byAddr[routeKey{uint8(director.ServiceOf(s).Protocol), netip.AddrPortFrom(vip, s.Port)}] = s
+			}
 		}
 		rss := s.RealServers
 		if s.SorryServer != nil {

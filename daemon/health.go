@@ -22,13 +22,17 @@ func seedAdopted(cfg *config.Config, kernel director.Table, specs []checks.Spec)
 	serving := map[server]bool{}
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
-		e, ok := kernel[director.KeyOf(director.ServiceOf(s))]
-		if !ok {
-			continue
-		}
-		for _, rs := range s.RealServers {
-			if d, ok := e.Dests.Get(director.DestKey{Addr: rs.Address, Port: rs.Port}); ok && d.Weight > 0 {
-				serving[server{s.Name, rs.AddrPort()}] = true
+		// Every kernel service of s (one per VIP): a server serving in
+		// any of them was serving when directord started.
+		for _, svc := range director.ServicesOf(s) {
+			e, ok := kernel[director.KeyOf(svc)]
+			if !ok {
+				continue
+			}
+			for _, rs := range s.RealServers {
+				if d, ok := e.Dests.Get(director.DestKey{Addr: rs.Address, Port: rs.Port}); ok && d.Weight > 0 {
+					serving[server{s.Name, rs.AddrPort()}] = true
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package director
 
 import (
 	"iter"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -30,17 +31,53 @@ func (ConfiguredWeights) Weight(_ *config.Service, rs *config.RealServer) (int, 
 	return rs.Weight, true
 }
 
-// ServiceOf converts a configured service to the kernel's form.
+// ServiceOf converts a configured service to the kernel's form: for a
+// service with vips, the first VIP's kernel service (ServicesOf has all).
 func ServiceOf(s *config.Service) ipvs.Service {
+	return serviceFor(s, s.VIP)
+}
+
+// ServicesOf is every kernel service s asks for: one per VIP (a service
+// with vips has several, all alike but for the address), or the one of
+// a fwmark service.
+func ServicesOf(s *config.Service) []ipvs.Service {
+	vips := s.KernelVIPs()
+	if len(vips) <= 1 {
+		return []ipvs.Service{ServiceOf(s)}
+	}
+	out := make([]ipvs.Service, len(vips))
+	for i, v := range vips {
+		out[i] = serviceFor(s, v)
+	}
+	return out
+}
+
+// kernelVIPs is the VIP of each of s's kernel services, in
+// ServicesOf's order; the invalid address for a fwmark service.
+func kernelVIPs(s *config.Service) []netip.Addr {
+	if len(s.VIPs) > 0 {
+		return s.VIPs
+	}
+	return []netip.Addr{s.VIP}
+}
+
+// serviceFor is s's kernel service on vip. The persistence mask is the
+// service's for the family of its first VIP; a VIP of the other family
+// (the file may not set a mask then) groups clients by whole address.
+func serviceFor(s *config.Service, vip netip.Addr) ipvs.Service {
 	out := ipvs.Service{Scheduler: s.Scheduler, Family: ipvs.INET}
 	bits := 32
-	if s.IPv6 {
+	v6 := s.IPv6
+	if s.FWMark == 0 {
+		v6 = vip.Is6()
+	}
+	if v6 {
 		out.Family, bits = ipvs.INET6, 128
 	}
 	if s.FWMark != 0 {
 		out.FWMark = s.FWMark
 	} else {
-		out.Address, out.Port = s.VIP, s.Port
+		out.Address, out.Port = vip, s.Port
 		switch s.Protocol {
 		case config.TCP:
 			out.Protocol = ipvs.TCP
@@ -54,7 +91,9 @@ func ServiceOf(s *config.Service) ipvs.Service {
 	if s.Persistence > 0 {
 		out.Flags |= ipvs.ServicePersistent
 		out.Timeout = uint32(s.Persistence.Seconds())
-		mask = s.PersistenceMask
+		if v6 == s.IPv6 {
+			mask = s.PersistenceMask
+		}
 	}
 	out.Netmask = netmask.MaskFrom(mask, bits)
 	if s.OnePacket {
@@ -121,17 +160,24 @@ func setTunnel(d *ipvs.Destination, t *config.TunnelSpec) {
 }
 
 // DesiredEntry is the kernel state one configured service should have
-// now. The sorry server is in it only while no real server can take
-// traffic (none present with a weight above zero).
+// now (for a service with vips, its first VIP's kernel service). The
+// sorry server is in it only while no real server can take traffic
+// (none present with a weight above zero).
 func DesiredEntry(s *config.Service, w Weights) *Entry {
-	e := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)), false)
+	e := desiredEntry(s, s.VIP, w, make([]ipvs.Destination, 0, destRoom(s)), false)
 	return &e
 }
 
-// desiredEntryIn is DesiredEntry for a service of cfg, in cfg's mode.
-func desiredEntryIn(cfg *config.Config, s *config.Service, w Weights) *Entry {
-	e := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)), cfg.BGP != nil)
-	return &e
+// desiredEntriesIn is the desired entry of each kernel service of s, a
+// service of cfg, in cfg's mode: one per VIP.
+func desiredEntriesIn(cfg *config.Config, s *config.Service, w Weights) []*Entry {
+	vips := kernelVIPs(s)
+	out := make([]*Entry, len(vips))
+	for i, v := range vips {
+		e := desiredEntry(s, v, w, make([]ipvs.Destination, 0, destRoom(s)), cfg.BGP != nil)
+		out[i] = &e
+	}
+	return out
 }
 
 // destRoom is the most destinations s can have in the kernel.
@@ -146,18 +192,18 @@ func destRoom(s *config.Service) int {
 // which has room for them all when entries share one allocation.
 // In bgp mode (see bgpList), an mh or sh service also asks for its
 // canonical list.
-func desiredEntry(s *config.Service, w Weights, buf []ipvs.Destination, bgp bool) Entry {
-	e := Entry{Name: s.Name, Service: ServiceOf(s), Dests: makeDests(appendDests(buf, s, w, bgp))}
+func desiredEntry(s *config.Service, vip netip.Addr, w Weights, buf []ipvs.Destination, bgp bool) Entry {
+	e := Entry{Name: s.Name, Service: serviceFor(s, vip), Dests: makeDests(appendDests(buf, s, vip, w, bgp))}
 	if bgp && listOrdered(e.Service.Scheduler) {
-		e.Ordered, e.List = true, bgpList(s)
+		e.Ordered, e.List = true, bgpList(s, vip)
 	}
 	return e
 }
 
 // appendDests appends the destinations s asks for now to buf, in the
 // config's order.
-func appendDests(buf []ipvs.Destination, s *config.Service, w Weights, bgp bool) []ipvs.Destination {
-	for rs, weight := range destinations(s, w, bgp) {
+func appendDests(buf []ipvs.Destination, s *config.Service, vip netip.Addr, w Weights, bgp bool) []ipvs.Destination {
+	for rs, weight := range destinations(s, vip, w, bgp) {
 		buf = append(buf, ipvs.Destination{})
 		setDestination(&buf[len(buf)-1], rs, weight)
 		if bgp {
@@ -176,11 +222,18 @@ func appendDests(buf []ipvs.Destination, s *config.Service, w Weights, bgp bool)
 // (bgpWeight), and the sorry server never is: the VIP is withdrawn
 // before it would serve, and its coming and going would change the
 // kernel's list that mh builds its table from.
-func destinations(s *config.Service, w Weights, bgp bool) iter.Seq2[*config.RealServer, int] {
+//
+// With vips, vip's kernel service has the servers of its family only
+// (config.Service.ServesFrom), and the sorry server stands in there
+// when none of those can take traffic.
+func destinations(s *config.Service, vip netip.Addr, w Weights, bgp bool) iter.Seq2[*config.RealServer, int] {
 	if bgp {
 		return func(yield func(*config.RealServer, int) bool) {
 			for i := range s.RealServers {
 				rs := &s.RealServers[i]
+				if !s.ServesFrom(vip, rs) {
+					continue
+				}
 				if !yield(rs, bgpWeight(s, rs, w)) {
 					return
 				}
@@ -191,6 +244,9 @@ func destinations(s *config.Service, w Weights, bgp bool) iter.Seq2[*config.Real
 		available := false
 		for i := range s.RealServers {
 			rs := &s.RealServers[i]
+			if !s.ServesFrom(vip, rs) {
+				continue
+			}
 			weight, present := w.Weight(s, rs)
 			if !present {
 				continue
@@ -200,7 +256,7 @@ func destinations(s *config.Service, w Weights, bgp bool) iter.Seq2[*config.Real
 				return
 			}
 		}
-		if s.SorryServer != nil && !available {
+		if s.SorryServer != nil && !available && s.ServesFrom(vip, s.SorryServer) {
 			yield(s.SorryServer, max(s.SorryServer.Weight, 1))
 		}
 	}
@@ -209,9 +265,9 @@ func destinations(s *config.Service, w Weights, bgp bool) iter.Seq2[*config.Real
 // sameDests reports whether s asks for exactly ds now, in ds's order.
 // Each destination is built on the stack and compared as it comes: a
 // reload of a large unchanged table writes none of them anywhere.
-func sameDests(s *config.Service, w Weights, ds Dests, bgp bool) bool {
+func sameDests(s *config.Service, vip netip.Addr, w Weights, ds Dests, bgp bool) bool {
 	i := 0
-	for rs, weight := range destinations(s, w, bgp) {
+	for rs, weight := range destinations(s, vip, w, bgp) {
 		if i == len(ds) {
 			return false
 		}
@@ -232,20 +288,26 @@ func sameDests(s *config.Service, w Weights, ds Dests, bgp bool) bool {
 // entries and their destinations are allocated together: a reload of a
 // large table makes a handful of objects, not two per service.
 func DesiredTable(cfg *config.Config, w Weights) Table {
-	n := 0
+	n, k := 0, 0
 	for i := range cfg.Services {
-		n += destRoom(&cfg.Services[i])
+		vips := len(kernelVIPs(&cfg.Services[i]))
+		n += vips * destRoom(&cfg.Services[i])
+		k += vips
 	}
-	entries := make([]Entry, len(cfg.Services))
+	entries := make([]Entry, k)
 	dests := make([]ipvs.Destination, n)
-	t := make(Table, len(cfg.Services))
+	t := make(Table, k)
+	k = 0
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		room := destRoom(s)
-		// Full slice expression: an entry can never grow into the next.
-		entries[i] = desiredEntry(s, w, dests[:0:room], cfg.BGP != nil)
-		dests = dests[room:]
-		t[KeyOf(entries[i].Service)] = &entries[i]
+		for _, vip := range kernelVIPs(s) {
+			// Full slice expression: an entry can never grow into the next.
+			entries[k] = desiredEntry(s, vip, w, dests[:0:room], cfg.BGP != nil)
+			dests = dests[room:]
+			t[KeyOf(entries[k].Service)] = &entries[k]
+			k++
+		}
 	}
 	return t
 }
@@ -263,22 +325,29 @@ func NextDesiredTable(cfg *config.Config, w Weights, prev Table) Table {
 	if len(prev) == 0 {
 		return DesiredTable(cfg, w)
 	}
-	entries := make([]*Entry, len(cfg.Services))
+	// One slot per kernel service: first[i] is service i's first.
+	first := make([]int, len(cfg.Services)+1)
+	for i := range cfg.Services {
+		first[i+1] = first[i] + len(kernelVIPs(&cfg.Services[i]))
+	}
+	entries := make([]*Entry, first[len(cfg.Services)])
 	var reused atomic.Int64
 	inParallel(len(cfg.Services), func(lo, hi int) {
 		n := 0
 		for i := lo; i < hi; i++ {
-			var kept bool
-			entries[i], kept = nextEntry(&cfg.Services[i], w, prev, cfg.BGP != nil)
-			if kept {
-				n++
+			for j, vip := range kernelVIPs(&cfg.Services[i]) {
+				var kept bool
+				entries[first[i]+j], kept = nextEntry(&cfg.Services[i], vip, w, prev, cfg.BGP != nil)
+				if kept {
+					n++
+				}
 			}
 		}
 		reused.Add(int64(n))
 	})
 	if reused.Load() == int64(len(entries)) && len(prev) == len(entries) {
-		// Names are unique in a valid config, and each entry is prev's
-		// entry of its name: as many as prev has are all of prev.
+		// Kernel services are unique in a valid config, and each entry
+		// is prev's entry of its key: as many as prev has are all of prev.
 		return prev
 	}
 	t := make(Table, len(entries))
@@ -290,17 +359,17 @@ func NextDesiredTable(cfg *config.Config, w Weights, prev Table) Table {
 
 // nextEntry is s's desired entry: prev's own (kept) if s asks for the
 // same.
-func nextEntry(s *config.Service, w Weights, prev Table, bgp bool) (e *Entry, kept bool) {
-	svc := ServiceOf(s)
+func nextEntry(s *config.Service, vip netip.Addr, w Weights, prev Table, bgp bool) (e *Entry, kept bool) {
+	svc := serviceFor(s, vip)
 	old, ok := prev[KeyOf(svc)]
 	// prev's destinations are sorted with no key twice: a config that
 	// lists the same ones in that order asks for old itself. An ordered
 	// entry also holds configured weights, which Dests do not show while
 	// a server is down: it is compared whole.
-	if ok && !old.Ordered && old.Name == s.Name && old.Service == svc && sameDests(s, w, old.Dests, bgp) {
+	if ok && !old.Ordered && old.Name == s.Name && old.Service == svc && sameDests(s, vip, w, old.Dests, bgp) {
 		return old, true
 	}
-	ne := desiredEntry(s, w, make([]ipvs.Destination, 0, destRoom(s)), bgp)
+	ne := desiredEntry(s, vip, w, make([]ipvs.Destination, 0, destRoom(s)), bgp)
 	n := &ne
 	if ok && sameEntry(n, old) {
 		return old, true // the same table, its real servers in another order

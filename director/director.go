@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudflare/ipvs"
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/liveness"
 )
@@ -260,9 +261,10 @@ func (d *Director) WeightsChanged(ctx context.Context, service string) error {
 	return d.do(ctx, func(st *state) {
 		for i := range st.cfg.Services {
 			if s := &st.cfg.Services[i]; s.Name == service {
-				e := desiredEntryIn(st.cfg, s, d.weights)
-				st.desired[KeyOf(e.Service)] = e
-				d.rec.ApplyEntry(e)
+				for _, e := range desiredEntriesIn(st.cfg, s, d.weights) {
+					st.desired[KeyOf(e.Service)] = e
+					d.rec.ApplyEntry(e)
+				}
 			}
 		}
 	})
@@ -336,33 +338,9 @@ func (d *Director) status(st *state) Status {
 	view := d.rec.View()
 	for i := range st.cfg.Services {
 		s := &st.cfg.Services[i]
-		svc := ServiceOf(s)
-		e, inKernel := view[KeyOf(svc)]
-		ss := ServiceStatus{Name: s.Name, Key: KeyOf(svc).String(), InKernel: inKernel, Scheduler: s.Scheduler}
-		if want := st.desired[KeyOf(svc)]; want != nil && want.Ordered {
-			ok := canonical(want, e)
-			ss.OrderCanonical = &ok
+		for _, svc := range ServicesOf(s) {
+			out.Services = append(out.Services, d.serviceStatus(s, svc, view, st))
 		}
-		add := func(rs *config.RealServer, sorry bool) {
-			kw := -1
-			if inKernel {
-				if kd, ok := e.Dests.Get(DestKey{Addr: rs.Address, Port: rs.Port}); ok {
-					kw = int(kd.Weight)
-				}
-			}
-			ss.RealServers = append(ss.RealServers, ServerStatus{
-				Address: netip.AddrPortFrom(rs.Address, rs.Port).String(), Sorry: sorry,
-				Drained: !sorry && d.drained[DrainKey{s.Name, rs.AddrPort()}].drained,
-				Forward: string(rs.Forward), ConfiguredWeight: rs.Weight, KernelWeight: kw,
-			})
-		}
-		for j := range s.RealServers {
-			add(&s.RealServers[j], false)
-		}
-		if s.SorryServer != nil {
-			add(s.SorryServer, true)
-		}
-		out.Services = append(out.Services, ss)
 	}
 	for key := range view {
 		if !d.rec.Owned(key) {
@@ -370,4 +348,38 @@ func (d *Director) status(st *state) Status {
 		}
 	}
 	return out
+}
+
+// serviceStatus is one kernel service of s: a service with vips has one
+// per VIP, each under the service's name with its own key, listing the
+// real servers of its family.
+func (d *Director) serviceStatus(s *config.Service, svc ipvs.Service, view Table, st *state) ServiceStatus {
+	e, inKernel := view[KeyOf(svc)]
+	ss := ServiceStatus{Name: s.Name, Key: KeyOf(svc).String(), InKernel: inKernel, Scheduler: s.Scheduler}
+	if want := st.desired[KeyOf(svc)]; want != nil && want.Ordered {
+		ok := canonical(want, e)
+		ss.OrderCanonical = &ok
+	}
+	add := func(rs *config.RealServer, sorry bool) {
+		kw := -1
+		if inKernel {
+			if kd, ok := e.Dests.Get(DestKey{Addr: rs.Address, Port: rs.Port}); ok {
+				kw = int(kd.Weight)
+			}
+		}
+		ss.RealServers = append(ss.RealServers, ServerStatus{
+			Address: netip.AddrPortFrom(rs.Address, rs.Port).String(), Sorry: sorry,
+			Drained: !sorry && d.drained[DrainKey{s.Name, rs.AddrPort()}].drained,
+			Forward: string(rs.Forward), ConfiguredWeight: rs.Weight, KernelWeight: kw,
+		})
+	}
+	for j := range s.RealServers {
+		if s.ServesFrom(svc.Address, &s.RealServers[j]) {
+			add(&s.RealServers[j], false)
+		}
+	}
+	if s.SorryServer != nil && s.ServesFrom(svc.Address, s.SorryServer) {
+		add(s.SorryServer, true)
+	}
+	return ss
 }

@@ -126,12 +126,14 @@ func (d *Director) drain(st *state, service, address string, drained bool) (Drai
 
 // applyService converges one service after its weights changed.
 func (d *Director) applyService(st *state, s *config.Service) error {
-	e := desiredEntryIn(st.cfg, s, d.weights)
-	st.desired[KeyOf(e.Service)] = e
-	if r := d.rec.ApplyEntry(e); r.Failed > 0 {
-		return errors.Join(r.Errors...)
+	var errs []error
+	for _, e := range desiredEntriesIn(st.cfg, s, d.weights) {
+		st.desired[KeyOf(e.Service)] = e
+		if r := d.rec.ApplyEntry(e); r.Failed > 0 {
+			errs = append(errs, r.Errors...)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // MergeDrains takes the peer's records: each one newer than the word

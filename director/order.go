@@ -1,6 +1,7 @@
 package director
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -54,10 +55,13 @@ func dumpList(scheduler string, dump []ipvs.Destination) []ListDest {
 // bgpList is s's canonical list in bgp mode: its real servers, descending
 // by key, each with its configured weight. Of two with the same key, the
 // later is kept, as makeDests keeps it.
-func bgpList(s *config.Service) []ListDest {
+func bgpList(s *config.Service, vip netip.Addr) []ListDest {
 	out := make([]ListDest, 0, len(s.RealServers))
 	for i := range s.RealServers {
 		rs := &s.RealServers[i]
+		if !s.ServesFrom(vip, rs) {
+			continue // with vips: another VIP's kernel service has it
+		}
 		out = append(out, ListDest{Key: DestKey{Addr: rs.Address, Port: rs.Port}, Last: uint32(min(rs.Weight, 65535)), Known: true})
 	}
 	slices.SortStableFunc(out, func(a, b ListDest) int { return compareDestKey(a.Key, b.Key) })

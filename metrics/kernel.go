@@ -44,6 +44,10 @@ type svcRec struct {
 	active, inactive   uint64
 	servers, healthy   int
 	firstDest, endDest int // its real servers in kernelView.dests
+	// moreVIP marks the second and later kernel services of a service
+	// with vips: the families labelled by service alone are written
+	// once, from the first, which counts every real server.
+	moreVIP bool
 }
 
 // destRec is one real server (or a sorry server) of a service.
@@ -121,71 +125,89 @@ func readKernel(v *kernelView, cfg *config.Config, k Kernel, h Health) {
 	}
 	for i := range cfg.Services {
 		cs := &cfg.Services[i]
-		want := director.ServiceOf(cs)
-		ks, inKernel := held[director.KeyOf(want)]
-		r := svcRec{inKernel: inKernel, firstDest: len(v.dests)}
-		from := v.mark()
-		v.label(true, "service", cs.Name)
-		r.name = span{from, v.mark()}
-		if want.FWMark != 0 {
-			v.label(false, "local_address", "")
-			v.label(false, "local_port", "0")
-			v.label(false, "proto", "FWM")
-			v.label(false, "local_mark", strconv.FormatUint(uint64(want.FWMark), 10))
-		} else {
-			v.label(false, "local_address", want.Address.String())
-			v.label(false, "local_port", strconv.Itoa(int(want.Port)))
-			v.label(false, "proto", protoNames[want.Protocol])
-			v.label(false, "local_mark", "")
+		// One record per kernel service: a service with vips has one
+		// per VIP, each with the real servers of its family.
+		for vi, want := range director.ServicesOf(cs) {
+			v.readService(cs, want, vi > 0, held, k, h)
 		}
-		r.labels = span{from, v.mark()}
-		var kdests []ipvs.DestinationExtended
-		if inKernel {
-			r.st = stats(ks.Stats, ks.Stats64)
-			if kdests, err = k.Destinations(ks.Service); err != nil {
-				v.ok = false
-			}
+	}
+}
+
+// readService reads one kernel service of cs into v.
+func (v *kernelView) readService(cs *config.Service, want ipvs.Service, moreVIP bool, held map[director.SvcKey]ipvs.ServiceExtended, k Kernel, h Health) {
+	var err error
+	ks, inKernel := held[director.KeyOf(want)]
+	r := svcRec{inKernel: inKernel, firstDest: len(v.dests), moreVIP: moreVIP}
+	from := v.mark()
+	v.label(true, "service", cs.Name)
+	r.name = span{from, v.mark()}
+	if want.FWMark != 0 {
+		v.label(false, "local_address", "")
+		v.label(false, "local_port", "0")
+		v.label(false, "proto", "FWM")
+		v.label(false, "local_mark", strconv.FormatUint(uint64(want.FWMark), 10))
+	} else {
+		v.label(false, "local_address", want.Address.String())
+		v.label(false, "local_port", strconv.Itoa(int(want.Port)))
+		v.label(false, "proto", protoNames[want.Protocol])
+		v.label(false, "local_mark", "")
+	}
+	r.labels = span{from, v.mark()}
+	var kdests []ipvs.DestinationExtended
+	if inKernel {
+		r.st = stats(ks.Stats, ks.Stats64)
+		if kdests, err = k.Destinations(ks.Service); err != nil {
+			v.ok = false
 		}
-		for _, d := range kdests {
-			r.active += uint64(d.ActiveConnections)
-			r.inactive += uint64(d.InactiveConnections)
-		}
-		find := destFinder(kdests)
-		seen := v.seen[:0]
-		for range kdests {
-			seen = append(seen, false)
-		}
-		v.seen = seen
-		for _, rs := range cs.RealServers {
-			d := destRec{cfgWeight: int32(rs.Weight), health: -1}
-			if up, since, known := h.Transition(cs.Name, rs.AddrPort()); known {
-				d.health, d.since = 0, float64(since.UnixMilli())/1e3
-				if up {
-					d.health = 1
-					r.healthy++
-				}
-			}
+	}
+	for _, d := range kdests {
+		r.active += uint64(d.ActiveConnections)
+		r.inactive += uint64(d.InactiveConnections)
+	}
+	find := destFinder(kdests)
+	seen := v.seen[:0]
+	for range kdests {
+		seen = append(seen, false)
+	}
+	v.seen = seen
+	for _, rs := range cs.RealServers {
+		d := destRec{cfgWeight: int32(rs.Weight), health: -1}
+		up, since, known := h.Transition(cs.Name, rs.AddrPort())
+		if !moreVIP {
+			// Counted once, over every real server of the service.
 			r.servers++
-			if j, ok := find(director.DestKey{Addr: rs.Address, Port: rs.Port}); ok {
-				seen[j] = true
-				d.fromKernel(&kdests[j])
+			if known && up {
+				r.healthy++
 			}
-			d.labels = v.destLabels(cs.Name, rs.AddrPort())
+		}
+		if !cs.ServesFrom(want.Address, &rs) {
+			continue // another VIP's kernel service has it
+		}
+		if known {
+			d.health, d.since = 0, float64(since.UnixMilli())/1e3
+			if up {
+				d.health = 1
+			}
+		}
+		if j, ok := find(director.DestKey{Addr: rs.Address, Port: rs.Port}); ok {
+			seen[j] = true
+			d.fromKernel(&kdests[j])
+		}
+		d.labels = v.destLabels(cs.Name, rs.AddrPort())
+		v.dests = append(v.dests, d)
+	}
+	// What else the kernel holds under this service: the sorry
+	// server, or a real server added by hand.
+	for j := range kdests {
+		if !seen[j] {
+			d := destRec{cfgWeight: -1, health: -1}
+			d.fromKernel(&kdests[j])
+			d.labels = v.destLabels(cs.Name, netip.AddrPortFrom(kdests[j].Address, kdests[j].Port))
 			v.dests = append(v.dests, d)
 		}
-		// What else the kernel holds under this service: the sorry
-		// server, or a real server added by hand.
-		for j := range kdests {
-			if !seen[j] {
-				d := destRec{cfgWeight: -1, health: -1}
-				d.fromKernel(&kdests[j])
-				d.labels = v.destLabels(cs.Name, netip.AddrPortFrom(kdests[j].Address, kdests[j].Port))
-				v.dests = append(v.dests, d)
-			}
-		}
-		r.endDest = len(v.dests)
-		v.svcs = append(v.svcs, r)
 	}
+	r.endDest = len(v.dests)
+	v.svcs = append(v.svcs, r)
 }
 
 func (v *kernelView) destLabels(service string, addr netip.AddrPort) span {
@@ -315,9 +337,9 @@ var svcFamilies, destFamilies = func() ([]family[svcRec], []family[destRec]) {
 // svcCountFamilies are labelled by service alone.
 var svcCountFamilies = []family[svcRec]{
 	{"director_service_realservers", "Real servers configured for the service (not counting a sorry server).", "gauge",
-		func(r *svcRec) (float64, bool) { return float64(r.servers), true }},
+		func(r *svcRec) (float64, bool) { return float64(r.servers), !r.moreVIP }},
 	{"director_service_realservers_healthy", "Of the service's configured real servers, how many pass their check.", "gauge",
-		func(r *svcRec) (float64, bool) { return float64(r.healthy), true }},
+		func(r *svcRec) (float64, bool) { return float64(r.healthy), !r.moreVIP }},
 }
 
 // write formats every kernel family in the text exposition format.

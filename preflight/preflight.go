@@ -199,6 +199,8 @@ func (c *checker) checks() {
 			if key, _, _ := c.cfg.CheckKey(i, "command"); c.once("program " + ch.Command[0]) {
 				c.program(key, ch.Command[0])
 			}
+		case ch.Type == config.CheckLDAP || ch.Type == config.CheckRADIUS: // ldap, radius: ldapradius.go
+			c.ldapRADIUSFiles(i, ch)
 		}
 	}
 }
