@@ -49,6 +49,12 @@ Kernel table (works without directord):
   save                                             the table in ipvsadm --save -n format
   restore                                          program rules in ipvsadm --save format from stdin
 
+Moving from keepalived or ldirectord (works without directord):
+  import keepalived FILE [-root DIR] [-id NAME]
+  import ldirectord FILE          director YAML on stdout, a report on stderr (FILE:LINE: keyword:
+                                  what happened); exit 0 all carried over, 1 read the report,
+                                  2 nothing usable
+
 Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
   status [--json]                 services, real servers, weights and health
   reload                          re-read the config (as SIGHUP); a bad config is refused
@@ -84,6 +90,7 @@ func commands() []command {
 		{"check-config", runCheckConfig},
 		{"takeover", runTakeover},
 		{"release", runRelease},
+		{"import", runImport},
 		{"drain-node", runDrainNode},
 		{"enable-node", runEnableNode},
 	}
