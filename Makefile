@@ -19,9 +19,13 @@ all: build
 deps:
 	@scripts/deps
 
+# The version the binaries print (-version): git's, set at link time.
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS     := -X github.com/directorlb/director/version.describe=$(VERSION)
+
 build:
 	@mkdir -p bin
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/... ./lab/cmd/lab
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/... ./lab/cmd/lab
 
 test: test-unit e2e
 

@@ -11,11 +11,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/cloudflare/ipvs"
 
 	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/ipvsadm"
+	"github.com/directorlb/director/version"
 )
 
 // Kernel is the kernel's IPVS, as list, save and restore use it.
@@ -27,6 +28,12 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// OpenKernel opens IPVS for list, save and restore.
 	OpenKernel func() (Kernel, error)
+	// OpenConns opens the connection list of `list -c`; nil is
+	// /proc/net/ip_vs_conn.
+	OpenConns func() (io.ReadCloser, error)
+	// SyncDaemons lists the sync daemons for `list --daemon`; nil asks
+	// the kernel.
+	SyncDaemons func() ([]ipvsadm.SyncDaemon, error)
 }
 
 // usageError makes Main exit 2.
@@ -42,10 +49,13 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-const usage = `usage: directorctl COMMAND [flags]
+const usage = `usage: directorctl COMMAND [flags]     (COMMAND -h: its usage; -version: the version)
 
 Kernel table (works without directord):
   list [-n] [--stats | --rate] [--exact] [--json]   the IPVS table, as ipvsadm -L
+  list -c | --timeout | --daemon   connections, timeouts, sync daemons, as ipvsadm -L -c
+                                  (and --timeout, --daemon); short forms as ipvsadm's:
+                                  list -Ln, list -Lnc, or directorctl -Ln
   save                                             the table in ipvsadm --save -n format
   restore                                          program rules in ipvsadm --save format from stdin
 
@@ -61,7 +71,7 @@ Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
   reconcile                       compare the kernel with the config now, repairing drift
   drain SERVICE ADDRESS           take a real server out: weight 0, its connections finish
   enable SERVICE ADDRESS          put it back (ADDRESS is IP or IP:port)
-  check-config [-config PATH] [-host=false]
+  check-config [-config PATH | PATH] [-host=false]
                                   validate a config file and, unless -host=false, the key,
                                   password and CA files, programs and interfaces it names
                                   on this host; exit 1 with FILE:LINE:COL errors
@@ -103,6 +113,14 @@ func Main(ctx context.Context, env *Env, args []string) int {
 	for len(args) >= 2 && (args[0] == "-socket" || args[0] == "--socket") {
 		globalSocket, args = args[1], args[2:]
 	}
+	if len(args) > 0 && isListShorthand(args[0]) {
+		// ipvsadm's habit: `directorctl -Ln` is `directorctl list -Ln`.
+		args = append([]string{"list"}, args...)
+	}
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version" || args[0] == "version") {
+		fmt.Fprintf(env.Stdout, "directorctl %s\n", version.String())
+		return 0
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(env.Stdout, usage)
 		if len(args) == 0 {
@@ -120,7 +138,19 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		err := c.run(ctx, env, args[1:])
 		var u usageError
 		var x exitError
+		var h helpError
 		switch {
+		case errors.As(err, &h) && h.text != "":
+			fmt.Fprint(env.Stdout, h.text)
+			return 0
+		case errors.As(err, &h):
+			fmt.Fprint(env.Stdout, commandUsage(c.name)+h.flags)
+			return 0
+		case wantsHelp(args[1:]):
+			// Asked for help, but the command stopped before its flags
+			// (import -h): its usage all the same.
+			fmt.Fprint(env.Stdout, commandUsage(c.name))
+			return 0
 		case err == nil:
 			return 0
 		case errors.As(err, &u):
@@ -147,13 +177,7 @@ func newFlags(env *Env, name string) *flag.FlagSet {
 
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			var b strings.Builder
-			fs.SetOutput(&b)
-			fs.PrintDefaults()
-			return usagef("flags:\n%s", b.String())
-		}
-		return usagef("%v", err)
+		return flagError(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

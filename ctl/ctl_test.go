@@ -131,7 +131,8 @@ func TestUsageExitCodes(t *testing.T) {
 		{[]string{"help"}, 0},
 		{[]string{"frobnicate"}, 2},
 		{[]string{"status", "-nosuchflag"}, 2},
-		{[]string{"check-config", "extra-arg"}, 2},
+		// One positional path is the config (issue 21); a second is extra.
+		{[]string{"check-config", "/nonexistent/director.yaml", "extra-arg"}, 2},
 		{[]string{"check-config", "-config", "/nonexistent/director.yaml"}, 1},
 	} {
 		if _, _, code := runCtl(t, tc.args...); code != tc.code {

@@ -170,7 +170,7 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "check-config")
 	path := fs.String("config", "/etc/director/director.yaml", "configuration file to check")
 	host := fs.Bool("host", true, "also check what the file names on this host: key, password and CA files, programs, interfaces (false: the file alone)")
-	if err := parse(fs, args); err != nil {
+	if err := parseConfigPath(fs, args, path); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*path)
@@ -286,7 +286,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, usagef("%v", err)
+			return nil, flagError(fs, err)
 		}
 		if fs.NArg() == 0 {
 			return pos, nil

@@ -29,31 +29,60 @@ func readTable(env *Env) (*ipvsadm.Table, error) {
 }
 
 func runList(_ context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "list")
-	var o ipvsadm.ListOptions
-	fs.BoolVar(&o.Numeric, "n", false, "numeric addresses and ports")
-	fs.BoolVar(&o.Stats, "stats", false, "statistics: connections, packets, bytes")
-	fs.BoolVar(&o.Rate, "rate", false, "rates: connections, packets and bytes per second")
-	fs.BoolVar(&o.Exact, "exact", false, "exact numbers instead of K/M/G")
-	fs.BoolVar(&o.Thresholds, "thresholds", false, "connection thresholds")
-	fs.BoolVar(&o.Persistent, "persistent-conn", false, "persistent connections")
-	fs.BoolVar(&o.TunnelInfo, "tun-info", false, "tunnel details")
-	asJSON := fs.Bool("json", false, "JSON instead of ipvsadm's layout")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	t, err := readTable(env)
+	a, err := parseListArgs(args)
 	if err != nil {
 		return err
+	}
+	if a.help {
+		return helpError{text: listHelp()}
 	}
 	w := bufio.NewWriter(env.Stdout)
-	if *asJSON {
-		err = ipvsadm.WriteJSON(w, t)
-	} else {
-		err = ipvsadm.WriteList(w, t, o, nil)
-	}
-	if err != nil {
-		return err
+	// ipvsadm's precedence (process_options, CMD_LIST): connections,
+	// then timeouts, then daemons, then the table.
+	switch {
+	case a.conns:
+		r, err := openConns(env)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		err = ipvsadm.WriteConns(w, r, a.o, nil)
+		if err != nil {
+			return err
+		}
+	case a.timeout:
+		k, err := openKernel(env)
+		if err != nil {
+			return err
+		}
+		c, err := k.Config()
+		if err != nil {
+			return fmt.Errorf("read IPVS timeouts: %w", err)
+		}
+		if err := ipvsadm.WriteTimeout(w, c); err != nil {
+			return err
+		}
+	case a.daemon:
+		ds, err := syncDaemons(env)
+		if err != nil {
+			return err
+		}
+		if err := ipvsadm.WriteDaemons(w, ds); err != nil {
+			return err
+		}
+	default:
+		t, err := readTable(env)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			err = ipvsadm.WriteJSON(w, t)
+		} else {
+			err = ipvsadm.WriteList(w, t, a.o, nil)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return w.Flush()
 }

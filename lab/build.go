@@ -38,7 +38,13 @@ func (b *Builder) goCmd(ctx context.Context, args ...string) ([]byte, error) {
 // Binary builds a main package and returns the binary's path.
 func (b *Builder) Binary(ctx context.Context, pkg string) (string, error) {
 	out := filepath.Join(b.Out, filepath.Base(pkg))
-	_, err := b.goCmd(ctx, "build", "-trimpath", "-o", out, pkg)
+	args := []string{"build", "-trimpath"}
+	// The version the binaries print, as `make build` sets it; without
+	// git, they fall back to what Go recorded.
+	if v, err := exec.CommandContext(ctx, "git", "-C", b.Dir, "describe", "--always", "--dirty").Output(); err == nil {
+		args = append(args, "-ldflags", "-X github.com/directorlb/director/version.describe="+strings.TrimSpace(string(v)))
+	}
+	_, err := b.goCmd(ctx, append(args, "-o", out, pkg)...)
 	return out, err
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/daemon"
+	"github.com/directorlb/director/version"
 )
 
 func main() {
@@ -28,11 +29,25 @@ func main() {
 		return
 	}
 	fs := flag.NewFlagSet("directord", flag.ContinueOnError)
+	fs.Usage = func() {} // printed below: on stdout for -h, stderr otherwise
 	path := fs.String("config", "/etc/director/director.yaml", "configuration file")
 	format := fs.String("log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// -h is an answer, not a mistake: usage on stdout, exit 0.
+			fs.SetOutput(os.Stdout)
+			fmt.Fprintln(os.Stdout, "usage: directord [-config PATH] [-log-format text|json] [-log-level LEVEL] [-version]")
+			fs.PrintDefaults()
+			os.Exit(0)
+		}
+		fs.PrintDefaults()
 		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Printf("directord %s\n", version.String())
+		return
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
