@@ -75,9 +75,13 @@ func (r *reader) readFile(path string, depth int) error {
 		line := 1 + bytes.Count(data[:firstInvalid(data)], []byte("\n"))
 		r.report(path, line, "encoding", "the file is not valid UTF-8 (first odd byte on this line); read byte for byte, check names and addresses written near odd bytes")
 	}
-	if bytes.Contains(data, nbsp) {
-		// keepalived's own reader stops at the NBSP; editors hide it. Taken as a
-		// blank, as the author meant.
+	if i := bytes.Index(data, nbsp); i >= 0 {
+		// keepalived's own reader takes a non-breaking space as part of a
+		// word ("Unknown keyword"), so the lines it starts are ignored
+		// there; editors hide it. Taken as a blank, as the author meant,
+		// and said: the import then differs from what keepalived runs.
+		line := 1 + bytes.Count(data[:i], []byte("\n"))
+		r.report(path, line, "encoding", "non-breaking spaces (first on this line) read as spaces; keepalived itself ignores the lines they indent (\"Unknown keyword\"), so it runs without what they say: replace them with spaces in keepalived's file")
 		data = bytes.ReplaceAll(data, nbsp, []byte(" "))
 	}
 	phys := strings.Split(string(data), "\n")

@@ -51,7 +51,7 @@ func TestLexer(t *testing.T) {
 		{name: "comments", files: map[string]string{"k.conf": "a b # c\n! all\n  x \"q # not\" y !z\nw{#c\n"},
 			want: []string{"a b", `x "q # not" y`, "w{"}},
 		{name: "nbsp indentation", files: map[string]string{"k.conf": "\u00a0\u00a0weight\u00a03\n"},
-			want: []string{"weight 3"}},
+			want: []string{"weight 3"}, finds: []string{"encoding"}},
 		{name: "conditionals", opts: Options{ID: "low"}, files: map[string]string{"k.conf": "@low a\n@high b\n@^low c\n@^high d\n"},
 			want: []string{"a", "d"}},
 		{name: "variables", files: map[string]string{"k.conf": "$X=1.2.3.4\nvip $X ${X}:0\n"},

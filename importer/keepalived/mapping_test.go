@@ -26,7 +26,7 @@ func importText(t *testing.T, text string) importer.Result {
 	return res
 }
 
-const vsHead = "virtual_server 192.0.2.10 80 {\n delay_loop 6\n"
+const vsHead = "virtual_server 192.0.2.10 80 {\n delay_loop 6\n protocol TCP\n"
 
 func TestMapping(t *testing.T) {
 	for _, tc := range []struct {
@@ -64,8 +64,14 @@ func TestMapping(t *testing.T) {
 			in:   "virtual_server 192.0.2.1 {\n lb_kind DR\n persistence_timeout 60\n real_server 10.0.0.1 80 {\n }\n}\n",
 			yaml: []string{"port: 0", `- {address: "10.0.0.1", weight: 1}`}, finds: []string{"real_server"}, exit: 1},
 		{name: "group range",
-			in:   "virtual_server_group g {\n 192.0.2.1-3 80\n}\nvirtual_server group g {\n real_server 10.0.0.1 80 {\n }\n}\n",
+			in:   "virtual_server_group g {\n 192.0.2.1-3 80\n}\nvirtual_server group g {\n protocol TCP\n real_server 10.0.0.1 80 {\n }\n}\n",
 			yaml: []string{`vips: ["192.0.2.1", "192.0.2.2", "192.0.2.3"]`}, exit: 0},
+		{name: "no protocol: keepalived 2.2.7 makes UDP",
+			in:   "virtual_server 192.0.2.10 53 {\n real_server 10.0.0.1 53 {\n }\n}\n",
+			yaml: []string{"protocol: udp"}, finds: []string{"virtual_server"}, exit: 1},
+		{name: "granularity alone: persistent for 360 s",
+			in:   vsHead + " persistence_granularity 255.255.255.0\n real_server 10.0.0.1 80 {\n }\n}\n",
+			yaml: []string{"persistence: 360s", `persistence_netmask: "255.255.255.0"`}, finds: []string{"virtual_server"}, exit: 1},
 		{name: "http digest regex virtualhost",
 			in:    vsHead + " virtualhost www.example.com\n real_server 10.0.0.1 80 {\n  HTTP_GET {\n   url {\n    path /h\n    status_code 200 301\n    digest 9B3A0C85A887A256D6939DA88AABD8CD\n   }\n   url {\n    path /x\n   }\n  }\n }\n}\n",
 			yaml:  []string{"type: http", `path: "/h"`, `expect_status: ["200", "301"]`, `digest: "9b3a0c85a887a256d6939da88aabd8cd"`, `host: "www.example.com"`},

@@ -95,7 +95,7 @@ func hostPort(addr string, port int) string {
 // virtualServer maps one virtual_server block.
 func (im *importRun) virtualServer(n *node, groups []*node) {
 	s := &service{src: n}
-	c := &vsCtx{delayLoop: 60, inherit: map[string]*node{}, onFailure: "remove", protocol: "tcp"}
+	c := &vsCtx{delayLoop: 60, inherit: map[string]*node{}, onFailure: "remove"}
 	var ident []kv
 	switch {
 	case n.arg(0) == "fwmark":
@@ -145,6 +145,13 @@ func (im *importRun) virtualServer(n *node, groups []*node) {
 	s.head = append(s.head, kv{"name", q(s.name)})
 	s.head = append(s.head, ident...)
 	if !c.fwmark {
+		if c.protocol == "" {
+			// keepalived 2.2.7 (check_data.c) logs "no protocol set -
+			// defaulting to UDP" and builds a UDP service; older releases
+			// built TCP. The import builds what keepalived builds.
+			c.protocol = "udp"
+			im.reportN(n, "no protocol: keepalived 2.2.7 makes a UDP service (older releases made TCP); imported as protocol: udp, write protocol: tcp if TCP was meant")
+		}
 		s.head = append(s.head, kv{"protocol", c.protocol})
 	}
 	if c.scheduler != "" {
@@ -156,13 +163,17 @@ func (im *importRun) virtualServer(n *node, groups []*node) {
 	if c.onePacket {
 		s.head = append(s.head, kv{"one_packet", "true"})
 	}
+	if c.persist == "" && c.netmask != "" {
+		// keepalived makes the service persistent at its default timeout
+		// when only the granularity is written.
+		c.persist = "360s"
+		im.reportN(n, "persistence_granularity without persistence_timeout: keepalived makes the service persistent for its default 360 s; carried over as persistence: 360s")
+	}
 	if c.persist != "" {
 		s.head = append(s.head, kv{"persistence", c.persist})
 		if c.netmask != "" {
 			s.head = append(s.head, kv{"persistence_netmask", q(c.netmask)})
 		}
-	} else if c.netmask != "" {
-		im.reportN(n, "persistence_granularity without persistence_timeout has no effect; left out")
 	}
 	s.head = append(s.head, kv{"forward", c.forward})
 	if c.forward == "tun" && len(c.tunnel) > 0 {
@@ -257,7 +268,7 @@ func (im *importRun) vsKeyword(k *node, c *vsCtx, reals *[]*node) {
 		case "tcp", "udp", "sctp":
 			c.protocol = p
 		default:
-			im.reportN(k, "protocol %q is not tcp, udp or sctp; tcp used", k.arg(0))
+			im.reportN(k, "protocol %q is not tcp, udp or sctp; left to keepalived's default", k.arg(0))
 		}
 	case "ops":
 		c.onePacket = true
@@ -457,6 +468,9 @@ func (im *importRun) familyFit(s *service, c *vsCtx) {
 			if a, err := netip.ParseAddr(r.host); err == nil {
 				has[a.Is4()] = true
 			}
+		}
+		if has[true] && has[false] && c.forward == "tun" {
+			im.reportN(s.src, "real servers of both families behind a group: each VIP's kernel service takes the real servers of its own family only, where keepalived also tunnels to the other family's")
 		}
 		var kept, dropped []string
 		for _, v := range strings.Split(strings.Trim(p.v, "[]"), ", ") {

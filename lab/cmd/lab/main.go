@@ -183,8 +183,9 @@ func cmdTest(ctx context.Context, args []string) error {
 	benchRE := fs.String("bench", "", "run benchmarks matching this regexp (as go test -bench)")
 	benchtime := fs.String("benchtime", "", "as go test -benchtime")
 	testFlags := fs.String("testflags", "", "more flags for the test binaries, separated by spaces (e.g. '-failover.seed 42')")
-	// BIRD is the real router the bgp lab tests peer with.
-	hostTools := fs.String("host-tools", "ipvsadm,bird,birdc", "comma-separated host programs to copy into the guest with their libraries")
+	// BIRD is the real router the bgp lab tests peer with; keepalived is the
+	// daemon whose kernel table the import test compares with directord's.
+	hostTools := fs.String("host-tools", "ipvsadm,bird,birdc,keepalived", "comma-separated host programs to copy into the guest with their libraries")
 	testTimeout := fs.Duration("test.timeout", 40*time.Minute, "per test binary timeout inside the guest")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -222,6 +223,7 @@ func cmdTest(ctx context.Context, args []string) error {
 		}
 		payload.Files = append(payload.Files, files...)
 	}
+	sharedDone := false
 	for _, p := range pkgs {
 		bin, err := s.build.TestBinary(ctx, p)
 		if err != nil {
@@ -234,6 +236,21 @@ func cmdTest(ctx context.Context, args []string) error {
 			return err
 		}
 		payload.Files = append(payload.Files, td...)
+		// The import corpus lives beside the clone (../shared), never in it;
+		// the import lab tests read it by the same relative path.
+		if !sharedDone {
+			rel, err := filepath.Rel(s.build.Dir, p.Dir)
+			if err != nil {
+				return err
+			}
+			guestRoot := strings.TrimSuffix(guestDir, "/"+filepath.ToSlash(rel))
+			sf, err := sharedFiles(filepath.Join(s.build.Dir, "..", "shared"), path.Join(path.Dir(guestRoot), "shared"))
+			if err != nil {
+				return err
+			}
+			payload.Files = append(payload.Files, sf...)
+			sharedDone = true
+		}
 		argv := []string{path.Join("/bin", filepath.Base(bin)), "-test.v", "-test.timeout", testTimeout.String()}
 		if *runRE != "" {
 			argv = append(argv, "-test.run", *runRE)
@@ -307,6 +324,25 @@ func testdataFiles(pkgDir, guestDir string) ([]lab.File, error) {
 			return err
 		}
 		files = append(files, lab.File{Src: p, Dst: path.Join(guestDir, filepath.ToSlash(rel)), Mode: info.Mode().Perm()})
+		return nil
+	})
+	return files, err
+}
+
+// sharedFiles copies the import corpus (hostDir/import-corpus) to
+// guestDir/import-corpus, if the host has it.
+func sharedFiles(hostDir, guestDir string) ([]lab.File, error) {
+	var files []lab.File
+	root := filepath.Join(hostDir, "import-corpus")
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == root {
+			return fs.SkipDir
+		}
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(hostDir, p)
+		files = append(files, lab.File{Src: p, Dst: path.Join(guestDir, filepath.ToSlash(rel)), Mode: 0o644})
 		return nil
 	})
 	return files, err
