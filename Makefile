@@ -36,7 +36,9 @@ test-unit: deps
 e2e: deps
 	$(LAB) test ./...
 
-demo: deps
+# The demo installs only what it needs (scripts/deps demo).
+demo:
+	@scripts/deps demo
 	$(LAB) demo
 
 # Host benchmarks, then the lab's (real kernel): figures, not pass/fail.
