@@ -291,7 +291,7 @@ func birdPath(name string) (string, error) {
 
 // birdRouter is BIRD running in the router namespace.
 type birdRouter struct {
-	t    *testing.T
+	t    testing.TB
 	host *topo.Host
 	sock string
 	conf string
@@ -310,13 +310,13 @@ func (r *birdRouter) reconfigure(config string) {
 	}
 }
 
-func startBIRD(t *testing.T, h *topo.Host, directors, directors6 []string) *birdRouter {
+func startBIRD(t testing.TB, h *topo.Host, directors, directors6 []string) *birdRouter {
 	t.Helper()
 	return startBIRDWith(t, h, birdConfig(directors, directors6))
 }
 
 // startBIRDWith starts BIRD in h on config.
-func startBIRDWith(t *testing.T, h *topo.Host, config string) *birdRouter {
+func startBIRDWith(t testing.TB, h *topo.Host, config string) *birdRouter {
 	t.Helper()
 	birdBin, err := birdPath("bird")
 	if err != nil {
@@ -377,7 +377,7 @@ func (r *birdRouter) protocolLine(name string) string {
 // nextHops is what the router's kernel routes vip through, sorted: the
 // gateways of `ip route show VIP`, one per `nexthop via` line. More than
 // one route to vip fails the test: ECMP is one route.
-func nextHops(t *testing.T, h *topo.Host, vip string) []string {
+func nextHops(t testing.TB, h *topo.Host, vip string) []string {
 	t.Helper()
 	ip := net.ParseIP(vip)
 	fam, dst := netlink.FAMILY_V6, &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}

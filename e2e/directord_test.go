@@ -48,7 +48,7 @@ func configHeader(dir string) string {
 
 // startDirectord starts directord in h and waits for it to say it is
 // ready (first reconcile done).
-func startDirectord(t *testing.T, h *topo.Host, config string) *daemon {
+func startDirectord(t testing.TB, h *topo.Host, config string) *daemon {
 	t.Helper()
 	lw := topo.NewLogWatch(os.Stdout, fmt.Sprintf("[%s directord] ", h.Name))
 	cmd := exec.Command("/bin/directord", "-config", config)

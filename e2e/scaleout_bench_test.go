@@ -4,20 +4,12 @@ package e2e
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
-
-	"github.com/directorlb/director/lab/topo"
 )
 
 // BenchmarkScaleOut measures a group of three directord in bgp mode
@@ -35,8 +27,7 @@ import (
 //     director and hold_time 9s, where only the hold timer detects it.
 //
 // A whole series per run: run it with -benchtime 1x. The lab's group is
-// built here and not with newScaleLab, whose helpers take a *testing.T a
-// benchmark does not have; the config is TestScaleOut's.
+// TestScaleOut's (newScaleLab).
 func BenchmarkScaleOut(b *testing.B) {
 	for range b.N {
 		benchScaleOut(b)
@@ -55,223 +46,24 @@ const (
 	soBenchLL   = 36
 )
 
-type soBench struct {
-	tb       testing.TB
-	n        *topo.Net
-	router   *topo.Host
-	client   *topo.Host
-	fabric   *topo.Switch
-	group    *topo.Switch
-	birdSock string
-	dirs     []*soBenchDir
-	key      string
-}
-
-type soBenchDir struct {
-	i        int
-	h        *topo.Host
-	addr     string
-	fabricIf string
-	groupIf  string
-	dir      string
-	d        *daemon
-}
-
-// newSoBench builds newScaleLab's topology: client, BIRD router with
-// ECMP and L4 multipath hashing, four DR real servers, three directors
-// on a fabric and a group link.
-func newSoBench(tb testing.TB) *soBench {
-	tb.Helper()
-	l := &soBench{tb: tb, n: topo.New(tb)}
-	l.router = l.n.Host("router")
-	l.client = l.n.Host("client")
-	l.fabric = l.n.Switch("fabric")
-	l.group = l.n.Switch("group")
-	l.router.Sysctl("net.ipv4.ip_forward", "1")
-	l.router.Sysctl("net.ipv4.fib_multipath_hash_policy", "1")
-	l.n.Link(l.client, soClient+"/24", l.router, "198.51.100.1/24")
-	l.client.Route("0.0.0.0/0", "198.51.100.1")
-	// The router hashes a forwarded packet by the L4 hash it arrives
-	// with, which over a veth is the client socket's txhash, and TCP
-	// draws a new one at each retransmission timeout: a flow would leave
-	// a dead next hop by itself, as it would not behind a real router
-	// hashing the 5-tuple. Keep each flow's hash for the flow's life.
-	l.client.Sysctl("net.core.txrehash", "0")
-	l.fabric.Plug(l.router, bgpRouterAddr+"/24")
-	for i := range soRealSrvs {
-		rs := l.n.Host(fmt.Sprintf("rs%d", i+1))
-		ifName := l.fabric.Plug(rs, fmt.Sprintf("10.0.1.%d/24", 11+i))
-		drRealServer(rs, ifName, "lo", soVIP)
-		rs.Route("0.0.0.0/0", bgpRouterAddr)
-		rs.ServeEcho(":" + soPort)
-	}
-	l.key = filepath.Join(tb.TempDir(), "authkey")
-	if err := os.WriteFile(l.key, []byte("group-secret-for-the-lab-0123456789\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	for i := range 3 {
-		g := &soBenchDir{i: i, addr: fmt.Sprintf("10.0.1.%d", 2+i), dir: tb.TempDir()}
-		g.h = l.n.Host(fmt.Sprintf("d%d", i+1))
-		g.fabricIf = l.fabric.Plug(g.h, g.addr+"/24")
-		g.groupIf = l.group.Plug(g.h, fmt.Sprintf("10.0.2.%d/24", 2+i))
-		g.h.Route("0.0.0.0/0", bgpRouterAddr)
-		l.dirs = append(l.dirs, g)
-	}
-	l.startBIRD(birdConfig(l.addrs(), nil))
-	return l
-}
-
-func (l *soBench) startBIRD(config string) {
-	l.tb.Helper()
-	bin, err := birdPath("bird")
-	if err != nil {
-		l.tb.Fatal(err)
-	}
-	dir := l.tb.TempDir()
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
-		l.tb.Fatal(err)
-	}
-	l.birdSock = filepath.Join(dir, "bird.ctl")
-	p := l.router.Start(bin, "-f", "-c", conf, "-s", l.birdSock, "-P", filepath.Join(dir, "bird.pid"))
-	l.tb.Cleanup(func() { _ = p.Stop(5 * time.Second) })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(l.birdSock); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.tb.Fatal("bird made no control socket within 10s")
-		}
-	}
-}
-
-func (l *soBench) birdc(args ...string) string {
-	l.tb.Helper()
-	bin, err := birdPath("birdc")
-	if err != nil {
-		l.tb.Fatal(err)
-	}
-	out, err := exec.Command(bin, append([]string{"-s", l.birdSock}, args...)...).CombinedOutput()
-	if err != nil {
-		l.tb.Fatalf("birdc %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// config is TestScaleOut's (soDir.config); bfd false drops the peer's
-// bfd key, as the comparison round needs.
-func (l *soBench) config(g *soBenchDir, bfd bool, hold time.Duration) string {
-	bfdKey := ""
-	if bfd {
-		bfdKey = fmt.Sprintf(", bfd: {interval: %v, multiplier: %d}", soBenchBFD, soBenchMult)
-	}
-	return fmt.Sprintf(`node: d%d
-state_dir: %s
-control: {socket: %s}
-metrics: {listen: ""}
-ipvs: {reconcile_interval: 1s}
-bgp:
-  asn: %d
-  router_id: %s
-  hold_time: %v
-  peers:
-    - {address: %s, asn: %d%s}
-  drain_time: %s
-  sync: {interface: %s, sync_id: %d}
-  group: {links: [{interface: %s, multicast: %s}], auth_key_file: %s}
-`, g.i+1, filepath.Join(g.dir, "state"), filepath.Join(g.dir, "ctl.sock"), bgpDirectorASN, g.addr, hold,
-		bgpRouterAddr, bgpRouterASN, bfdKey, soDrain, g.groupIf, soSyncID, g.groupIf, soGroupMC, l.key) + soServices("")
-}
-
-// start starts directord on g (startDirectord, for a testing.TB).
-func (l *soBench) start(g *soBenchDir, bfd bool, hold time.Duration) {
-	l.tb.Helper()
-	config := writeConfig(l.tb, g.dir, l.config(g, bfd, hold))
-	lw := topo.NewLogWatch(os.Stdout, fmt.Sprintf("[%s directord] ", g.h.Name))
-	cmd := exec.Command("/bin/directord", "-config", config)
-	cmd.Stdout, cmd.Stderr = lw, lw
-	p, err := g.h.StartCmd(cmd)
-	if err != nil {
-		l.tb.Fatal(err)
-	}
-	g.d = &daemon{t: l.tb, h: g.h, proc: p, log: lw, config: config, socket: filepath.Join(g.dir, "ctl.sock")}
-	if _, err := lw.Wait(0, "directord ready", 15*time.Second); err != nil {
-		l.tb.Fatalf("d%d: directord did not become ready: %v", g.i+1, err)
-	}
-}
-
-func (l *soBench) addrs(skip ...int) []string {
-	var out []string
-	for _, g := range l.dirs {
-		if !slices.Contains(skip, g.i) {
-			out = append(out, g.addr)
-		}
-	}
-	return out
-}
-
-// hops is nextHops for a testing.TB: the gateways of the router
-// kernel's one route to the VIP, sorted.
-func (l *soBench) hops() []string {
-	l.tb.Helper()
-	routes, err := l.router.Netlink().RouteListFiltered(netlink.FAMILY_V4,
-		&netlink.Route{Dst: &net.IPNet{IP: net.ParseIP(soVIP).To4(), Mask: net.CIDRMask(32, 32)}, Table: syscall.RT_TABLE_MAIN},
-		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	if err != nil {
-		l.tb.Fatalf("router: list routes: %v", err)
-	}
-	if len(routes) > 1 {
-		l.tb.Fatalf("router: %d routes to %s, want one: %v", len(routes), soVIP, routes)
-	}
-	var gws []string
-	for _, r := range routes {
-		if r.Gw != nil {
-			gws = append(gws, r.Gw.String())
-		}
-		for _, nh := range r.MultiPath {
-			gws = append(gws, nh.Gw.String())
-		}
-	}
-	slices.Sort(gws)
-	return gws
-}
-
-// waitHops polls the router's kernel every 5 ms until it routes the VIP
-// through exactly want, and returns the time since start.
-func (l *soBench) waitHops(want []string, start time.Time, within time.Duration) time.Duration {
-	l.tb.Helper()
-	want = slices.Sorted(slices.Values(want))
-	for {
-		got := l.hops()
-		took := time.Since(start)
-		if slices.Equal(got, want) {
-			return took
-		}
-		if took > within {
-			l.tb.Fatalf("router: next hops to %s are %v after %v, want %v\n%s", soVIP, got, within, want, l.birdc("show", "protocols"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitBFD waits until the router's BFD session to g is up, so that the
 // next death is BFD's to detect and not the hold timer's.
-func (l *soBench) waitBFD(g *soBenchDir, within time.Duration) {
-	l.tb.Helper()
+func (l *scaleLab) waitBFD(g *soDir, within time.Duration) {
+	l.t.Helper()
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		out := l.birdc("show", "bfd", "sessions")
+		out := l.bird.birdc("show", "bfd", "sessions")
 		for _, line := range strings.Split(out, "\n") {
 			if f := strings.Fields(line); len(f) > 2 && f[0] == g.addr && f[2] == "Up" {
 				return
 			}
 		}
 		if time.Since(start) > within {
-			l.tb.Fatalf("router: no BFD session up to d%d after %v:\n%s", g.i+1, within, out)
+			l.t.Fatalf("router: no BFD session up to d%d after %v:\n%s", g.i+1, within, out)
 		}
 	}
 }
 
-func (l *soBench) cables(g *soBenchDir, up bool) {
+func (l *scaleLab) cables(g *soDir, up bool) {
 	l.fabric.SetCable(g.h, g.fabricIf, up)
 	l.group.SetCable(g.h, g.groupIf, up)
 }
@@ -301,17 +93,17 @@ func (ll *soLongLived) stalls() (time.Duration, int) {
 // longLived is startLongLived for a testing.TB: n connections, each
 // exchanging a line every 50 ms with the real server it first reached;
 // an error, or a 5 s stall, or another real server, is a failure.
-func (l *soBench) longLived(n int) *soLongLived {
-	l.tb.Helper()
+func (l *scaleLab) longLived(n int) *soLongLived {
+	l.t.Helper()
 	ll := &soLongLived{longLived: &longLived{stop: make(chan struct{})}, slowest: make([]atomic.Int64, n)}
 	for i := range n {
 		c, err := l.client.DialLines(soVIP + ":" + soPort)
 		if err != nil {
-			l.tb.Fatalf("long-lived connection %d: %v", i, err)
+			l.t.Fatalf("long-lived connection %d: %v", i, err)
 		}
 		first, err := c.Exchange("hello", 3*time.Second)
 		if err != nil {
-			l.tb.Fatalf("long-lived connection %d: %v", i, err)
+			l.t.Fatalf("long-lived connection %d: %v", i, err)
 		}
 		server := strings.Fields(first)[0]
 		ll.wg.Go(func() {
@@ -389,33 +181,22 @@ func (t *soTally) enter(kind string) {
 
 func benchScaleOut(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	l := newSoBench(b)
+	l := newScaleLab(b, 3)
 	for _, g := range l.dirs {
-		l.start(g, true, 3*time.Second)
+		g.start()
 	}
-	l.waitHops(l.addrs(), time.Now(), 60*time.Second)
+	l.waitHopsSince(l.addrs(), time.Now(), 60*time.Second)
 	for _, g := range l.dirs {
 		l.waitBFD(g, 10*time.Second)
 	}
-	b.Logf("router: one route to %s via %v, BFD up to all three", soVIP, l.hops())
+	b.Logf("router: one route to %s via %v, BFD up to all three", soVIP, nextHops(b, l.router, soVIP))
 
 	ll := l.longLived(soBenchLL)
 	defer ll.close()
 	for _, g := range l.dirs {
-		conns, err := syncdConns(g.h, "ip_vs_conn_sync")
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for _, c := range conns {
-			if c.State == "ESTABLISHED" && c.Origin == "LOCAL" {
-				n++
-			}
-		}
-		b.Logf("d%d scheduled %d of the %d long-lived connections", g.i+1, n, soBenchLL)
+		b.Logf("d%d scheduled %d of the %d long-lived connections", g.i+1, g.localConns(), soBenchLL)
 	}
-	// startProber uses only the client of its scaleLab.
-	pr := (&scaleLab{client: l.client}).startProber()
+	pr := l.startProber()
 	defer pr.close()
 	tally := &soTally{ll: ll, pr: pr, n: soBenchLL, by: map[string]*soPhase{}}
 	time.Sleep(time.Second)
@@ -438,12 +219,12 @@ func benchScaleOut(b *testing.B) {
 	tally.enter(evKill)
 	start := time.Now()
 	d1.d.proc.Kill()
-	killDrop := l.waitHops(l.addrs(0), start, 10*time.Second)
+	killDrop := l.waitHopsSince(l.addrs(0), start, 10*time.Second)
 	time.Sleep(time.Second)
 	tally.enter(evKillBack)
 	start = time.Now()
-	l.start(d1, true, 3*time.Second)
-	killBack := l.waitHops(l.addrs(), start, 30*time.Second)
+	d1.start()
+	killBack := l.waitHopsSince(l.addrs(), start, 30*time.Second)
 	l.waitBFD(d1, 10*time.Second)
 	time.Sleep(time.Second)
 
@@ -454,7 +235,7 @@ func benchScaleOut(b *testing.B) {
 	if err := d2.d.proc.Signal(syscall.SIGTERM); err != nil {
 		b.Fatal(err)
 	}
-	stopDrop := l.waitHops(l.addrs(1), start, 10*time.Second)
+	stopDrop := l.waitHopsSince(l.addrs(1), start, 10*time.Second)
 	var stopExit time.Duration
 	select {
 	case <-d2.d.proc.Done():
@@ -465,8 +246,8 @@ func benchScaleOut(b *testing.B) {
 	time.Sleep(time.Second)
 	tally.enter(evStopBack)
 	start = time.Now()
-	l.start(d2, true, 3*time.Second)
-	stopBack := l.waitHops(l.addrs(), start, 30*time.Second)
+	d2.start()
+	stopBack := l.waitHopsSince(l.addrs(), start, 30*time.Second)
 	l.waitBFD(d2, 10*time.Second)
 	time.Sleep(time.Second)
 
@@ -480,13 +261,13 @@ func benchScaleOut(b *testing.B) {
 		tally.enter(evDeath)
 		start := time.Now()
 		l.cables(g, false)
-		took := l.waitHops(l.addrs(g.i), start, 15*time.Second)
+		took := l.waitHopsSince(l.addrs(g.i), start, 15*time.Second)
 		deaths = append(deaths, took)
 		time.Sleep(1200 * time.Millisecond)
 		tally.enter(evDeathBack)
 		start = time.Now()
 		l.cables(g, true)
-		back := l.waitHops(l.addrs(), start, 30*time.Second)
+		back := l.waitHopsSince(l.addrs(), start, 30*time.Second)
 		backs = append(backs, back)
 		l.waitBFD(g, 10*time.Second)
 		time.Sleep(300 * time.Millisecond)
@@ -499,13 +280,13 @@ func benchScaleOut(b *testing.B) {
 	if out, code := d1.d.ctl("drain-node", "-socket", d1.d.socket); code != 0 {
 		b.Fatalf("drain-node: exit %d\n%s", code, out)
 	}
-	l.waitHops(l.addrs(0), time.Now(), 10*time.Second)
+	l.waitHopsSince(l.addrs(0), time.Now(), 10*time.Second)
 	time.Sleep(time.Second)
 	tally.enter(evEnable)
 	if out, code := d1.d.ctl("enable-node", "-socket", d1.d.socket); code != 0 {
 		b.Fatalf("enable-node: exit %d\n%s", code, out)
 	}
-	l.waitHops(l.addrs(), time.Now(), 10*time.Second)
+	l.waitHopsSince(l.addrs(), time.Now(), 10*time.Second)
 	time.Sleep(time.Second)
 
 	// The peers' way: no BFD, so only the hold timer (9 s here, BIRD's
@@ -515,15 +296,16 @@ func benchScaleOut(b *testing.B) {
 	d3 := l.dirs[2]
 	tally.enter(evNoBFDSetup)
 	d3.d.proc.Kill()
-	l.waitHops(l.addrs(2), time.Now(), 10*time.Second)
-	l.start(d3, false, soBenchHold)
-	l.waitHops(l.addrs(), time.Now(), 30*time.Second)
-	b.Logf("router, d3 without BFD: %s", l.birdc("show", "protocols", "all", "d3"))
+	l.waitHopsSince(l.addrs(2), time.Now(), 10*time.Second)
+	d3.noBFD, d3.hold = true, soBenchHold
+	d3.start()
+	l.waitHopsSince(l.addrs(), time.Now(), 30*time.Second)
+	b.Logf("router, d3 without BFD: %s", l.bird.birdc("show", "protocols", "all", "d3"))
 	time.Sleep(time.Second)
 	tally.enter(evNoBFD)
 	start = time.Now()
 	l.cables(d3, false)
-	holdDrop := l.waitHops(l.addrs(2), start, soBenchHold+10*time.Second)
+	holdDrop := l.waitHopsSince(l.addrs(2), start, soBenchHold+10*time.Second)
 	time.Sleep(1200 * time.Millisecond)
 	tally.enter("end")
 	l.cables(d3, true)
