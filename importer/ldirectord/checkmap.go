@@ -1,6 +1,7 @@
 package ldirectord
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,7 +22,7 @@ func (im *conv) checkOf(vs *vsrv, reals []real, g globals) []kv {
 	case "on":
 		return []kv{{"type", "none"}}
 	case "off":
-		im.report(vs.set["checktype"], "checktype", "off: ldirectord never puts these real servers in; director's none check keeps them in, always healthy: remove the service or its real servers if it is meant to be off")
+		im.report(vs.set["checktype"], "checktype", "off: ldirectord never puts these real servers in service (with quiescent=yes it leaves them at weight 0); director's none check keeps them in, always healthy: remove the service or its real servers if it is meant to be off")
 		return []kv{{"type", "none"}}
 	case "ping":
 		typ, timeout = []kv{{"type", "icmp"}}, ct
@@ -46,6 +47,10 @@ func (im *conv) checkOf(vs *vsrv, reals []real, g globals) []kv {
 			im.report(vs.set["checkinterval"], "checkinterval", "ldirectord ignores a virtual's checkinterval unless fork = yes: kept the global "+strconv.Itoa(interval)+"s (write interval: "+strconv.Itoa(vs.checkinterval)+"s if you meant it)")
 		}
 	}
+	written := vs.checktimeout > 0 || vs.negotiatetimeout > 0 || g.checkTimeout > 0 || g.negotiateTimeout > 0
+	if written && timeout >= interval && typ[0].v != "none" {
+		im.timeoutOverInterval(vs, g, timeout, interval)
+	}
 	fall := g.failureCount
 	if vs.failurecount > 0 {
 		fall = vs.failurecount
@@ -57,6 +62,29 @@ func (im *conv) checkOf(vs *vsrv, reals []real, g globals) []kv {
 		}
 	}
 	return append(out, typ[1:]...)
+}
+
+// timeoutOverInterval reports a check whose timeout is not shorter than
+// its interval: ldirectord checked one server after another and slept
+// checkinterval after each round, so a slow answer only put the next
+// round off; director starts a probe every interval, and its check-config
+// warns that one that times out is followed at once by the next.
+func (im *conv) timeoutOverInterval(vs *vsrv, g globals, timeout, interval int) {
+	// Named after the directive the timeout came from: each is the
+	// other's default (ld_setup).
+	key, other := "checktimeout", "negotiatetimeout"
+	own, otherSet := vs.checktimeout > 0 || g.checkTimeout > 0, vs.negotiatetimeout > 0 || g.negotiateTimeout > 0
+	if vs.checktype == "negotiate" || vs.checktype == "combined" {
+		key, other, own, otherSet = other, key, otherSet, own
+	}
+	if !own && otherSet {
+		key = other
+	}
+	line := vs.set[key]
+	if line == 0 {
+		line = vs.line // the global's, or the default
+	}
+	im.report(line, key, fmt.Sprintf("the check's timeout %ds is not shorter than checkinterval %ds: ldirectord slept checkinterval after each round of checks, however long they took; director starts a probe every interval: kept both (director warns); raise interval above the timeout, or lower the timeout", timeout, interval))
 }
 
 // checkPort is the check's port when ldirectord's ld_checkport would
@@ -192,7 +220,16 @@ func (im *conv) nativeCheck(vs *vsrv, reals []real) []kv {
 			}
 		}
 		if t == "https" {
-			out = append(out, kv{"insecure_skip_verify", "true"}) // ldirectord's LWP check did not verify
+			// LWP's verify_hostname => 0 leaves IO::Socket::SSL verifying
+			// the chain (seen in the lab: a self-signed certificate fails
+			// ldirectord's check); director verifies both or neither.
+			out = append(out, kv{"insecure_skip_verify", "true"})
+			im.report(svcLine, "service", "https: ldirectord verified the real server's certificate chain against the system's CAs, but not its name; director's check verifies both or neither: carried over with insecure_skip_verify: true, so a certificate ldirectord rejected (self-signed, expired) passes here (to verify, remove it and set server_name to the certificate's name)")
+		}
+		if vs.service != "http_proxy" && (vs.httpmethod == "GET" || vs.httpmethod == "HEAD") {
+			// LWP::UserAgent follows redirects of GET and HEAD (7 at
+			// most) and check_http judges the last answer.
+			im.report(svcLine, "service", vs.service+": ldirectord followed redirects (up to 7) and judged the page they end on; director's check does not follow them, so a 3xx fails it: if "+quoteMsg(urlPath(req))+" redirects, write the final path (or expect_status: [200-399] to pass on the redirect itself)")
 		}
 		return out
 	case "smtp", "submission":
@@ -287,7 +324,7 @@ func (im *conv) nativeCheck(vs *vsrv, reals []real) []kv {
 		}
 		return out
 	}
-	im.report(svcLine, "service", quoteMsg(vs.service)+" is not a service ldirectord knows (a patched ldirectord?): carried over as a connect (a ping for UDP); write the check it ran as an exec check")
+	im.report(svcLine, "service", quoteMsg(vs.service)+" is not a service ldirectord knows: ldirectord 4.12 refuses the file here (service must be dns, ftp, http, ...; a patched ldirectord?); carried over as a connect (a ping for UDP): write the check it ran as an exec check")
 	return im.connectCheck(vs)
 }
 

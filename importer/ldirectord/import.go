@@ -74,6 +74,7 @@ func Import(path string) importer.Result {
 		v6     bool
 	}
 	seen := map[id]int{}
+	shared := map[string][]quiescentReal{}
 	var out []string
 	for _, v := range f.Virtuals {
 		vs := im.readVirtual(v)
@@ -87,11 +88,13 @@ func Import(path string) importer.Result {
 		}
 		seen[k] = v.Line
 		reals := im.readReals(vs, v.Reals)
+		im.noteQuiescent(vs, reals, g, shared)
 		s := im.buildService(vs, reals, g)
 		if text, ok := im.validate(head.String(), s, vs); ok {
 			out = append(out, text)
 		}
 	}
+	im.reportShared(shared)
 	if len(out) == 0 {
 		im.report(0, "file", "no service could be carried over; nothing imported")
 		return im.result(nil)

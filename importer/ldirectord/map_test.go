@@ -3,6 +3,7 @@ package ldirectord
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -59,7 +60,7 @@ func TestMapping(t *testing.T) {
 		{"http", web + "    request=\"health\"\n    receive=\"ok.*\"\n    virtualhost=www.example.com\n    httpmethod=head\n",
 			[]string{`path: "/health"`, `body: "ok.*"`, `host: "www.example.com"`, `method: "HEAD"`}, nil, nil, 0},
 		{"per-real request", "virtual=192.0.2.10:80\n    real=10.0.0.1:80 masq 3 \"a.html\", \"A\"\n", []string{`path: "/a.html"`, `body: "A"`, "weight: 3"}, nil, nil, 0},
-		{"https", "virtual=192.0.2.10:443\n    real=10.0.0.1 gate\n", []string{"type: https", "insecure_skip_verify: true", "{address: \"10.0.0.1\"}"}, nil, nil, 0},
+		{"https", "virtual=192.0.2.10:443\n    real=10.0.0.1 gate\n", []string{"type: https", "insecure_skip_verify: true", "{address: \"10.0.0.1\"}"}, nil, []string{":1: service: https: ldirectord verified the real server's certificate chain"}, 1},
 		{"mysql", "virtual=192.0.2.10:mysql\n    real=10.0.0.1:3306 masq\n    login=\"mon\"\n    passwd=\"s3cret\"\n    database=\"db\"\n    request=\"SELECT 1\"\n",
 			[]string{"type: mysql", `user: "mon"`, "password_file: /etc/director/mysql-1.password", `database: "db"`, `query: "SELECT 1"`}, []string{"s3cret"}, []string{":4: passwd: director reads"}, 1},
 		{"radius", "virtual=192.0.2.10:1812\n    protocol=udp\n    real=10.0.0.1 gate\n    login=\"u\"\n    passwd=\"p\"\n    secret=\"shh\"\n",
@@ -97,6 +98,20 @@ func TestMapping(t *testing.T) {
 		{"check port from real", "virtual=192.0.2.10:8080\n    real=10.0.0.1:8080 masq\n    service=http\n", nil, []string{"      port:"}, nil, 0},
 		{"external real without port", "virtual=192.0.2.10:80\n    real=10.0.0.1 gate\n    checktype=external\n    checkcommand=/c\n", []string{`command: ["/c", "192.0.2.10", "80", "{address}", "0"]`}, nil, nil, 0},
 		{"host name", "virtual=www.example.com:80\n    real=10.0.0.1 gate\n", nil, nil, []string{"not an IP address"}, 2},
+		{"timeout over interval", "checkinterval=5\n" + web + "    negotiatetimeout=8\n", []string{"timeout: 8s", "interval: 5s"}, nil,
+			[]string{":4: negotiatetimeout: the check's timeout 8s is not shorter than checkinterval 5s"}, 1},
+		{"global timeout over interval", "checkinterval=2\nchecktimeout=2\n" + web + "    checktype=connect\n", []string{"timeout: 2s"}, nil,
+			[]string{":3: checktimeout: the check's timeout 2s is not shorter than checkinterval 2s"}, 1},
+		{"default timeouts not reported", web + "    checktype=connect\n", []string{"timeout: 5s"}, []string{"not shorter"}, nil, 0},
+		{"thresholds", "virtual=192.0.2.10:80\n    real=10.0.0.1:80 masq 2 l:10 u:100\n    real=10.0.0.2:80 masq 1 \"/a\", \"b\" u:7\n    checktype=connect\n",
+			[]string{`{address: "10.0.0.1:80", weight: 2, upper_threshold: 100, lower_threshold: 10}`, `{address: "10.0.0.2:80", upper_threshold: 7}`}, nil, nil, 0},
+		{"thresholds crossed", web + "    real=10.0.0.2:80 masq 1 l:10 u:5\n    checktype=connect\n", []string{`{address: "10.0.0.2:80", upper_threshold: 5}`}, []string{"lower_threshold"}, []string{":3: real: lower threshold 10 is above the upper 5"}, 1},
+		{"portless real quiesced", "quiescent=yes\nvirtual=192.0.2.10:80\n    real=10.0.0.1 gate\n    real=10.0.0.2:80 gate\n    checktype=connect\n", nil, nil,
+			[]string{":3: real: written without a port, with quiescent=yes: ldirectord 4.12 looks it up as 10.0.0.1:0"}, 1},
+		{"portless real removed", "virtual=192.0.2.10:80\n    real=10.0.0.1 gate\n    checktype=connect\n", nil, []string{"without a port"}, nil, 0},
+		{"shared real quiesced", "quiescent=yes\nvirtual=192.0.2.10:80\n    real=10.0.0.1:80 gate\n    checktype=connect\nvirtual=192.0.2.11:80\n    real=10.0.0.1:80 gate\n    checktype=connect\n", nil, nil,
+			[]string{":3: real: 10.0.0.1:80 is also a real server of the virtual at line 5"}, 1},
+		{"redirects", web + "    httpmethod=POST\n", []string{`method: "POST"`}, []string{"followed redirects"}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := importText(t, tc.file)
@@ -116,8 +131,17 @@ func TestMapping(t *testing.T) {
 					t.Errorf("report lacks %q:\n%s", w, rep)
 				}
 			}
-			if r.Exit() != tc.exit {
-				t.Errorf("exit %d, want %d; report:\n%s", r.Exit(), tc.exit, rep)
+			// Every http(s) check GET or HEAD has its redirect line:
+			// ldirectord followed them, director does not.
+			exit := tc.exit
+			if m := regexp.MustCompile(`type: https?\n`).FindString(y); m != "" && !strings.Contains(y, `method: "POST"`) {
+				if !strings.Contains(rep, "followed redirects") {
+					t.Errorf("an http check without the redirect line:\n%s", rep)
+				}
+				exit = max(exit, 1)
+			}
+			if r.Exit() != exit {
+				t.Errorf("exit %d, want %d; report:\n%s", r.Exit(), exit, rep)
 			}
 		})
 	}

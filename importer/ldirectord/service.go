@@ -89,6 +89,16 @@ func (im *conv) buildService(vs *vsrv, reals []real, g globals) *service {
 		if r.fwd != fwd {
 			m += ", forward: " + r.fwd
 		}
+		if r.upper > 0 {
+			m += ", upper_threshold: " + strconv.FormatInt(r.upper, 10)
+		}
+		if r.lower > 0 {
+			if r.upper > 0 && r.lower > r.upper {
+				im.report(r.line, "real", "lower threshold "+strconv.FormatInt(r.lower, 10)+" is above the upper "+strconv.FormatInt(r.upper, 10)+" (the kernel never takes the server back); not carried over")
+			} else {
+				m += ", lower_threshold: " + strconv.FormatInt(r.lower, 10)
+			}
+		}
 		s.reals = append(s.reals, m+"}")
 	}
 	return s

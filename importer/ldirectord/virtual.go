@@ -227,6 +227,7 @@ type real struct {
 	weight           int
 	request, receive string
 	own              bool // request and receive given on the real= line
+	lower, upper     int64
 }
 
 var (
@@ -234,6 +235,8 @@ var (
 	methodRe = regexp.MustCompile(`^(\w+)(.*)$`)
 	weightRe = regexp.MustCompile(`^\s+(\d+)(.*)$`)
 	rrRe     = regexp.MustCompile(`^\s+"(.*)"[, ]\s*"(.*)"(.*)$`)
+	lowerRe  = regexp.MustCompile(`^\s+l:(\d+)(.*)$`) // add_real_server's "<l:l-threshold>"
+	upperRe  = regexp.MustCompile(`^\s+u:(\d+)(.*)$`)
 	forwards = map[string]string{"gate": "dr", "masq": "nat", "ipip": "tun"}
 )
 
@@ -280,6 +283,14 @@ func (im *conv) readReals(vs *vsrv, ds []directive) []real {
 		if rm := rrRe.FindStringSubmatch(flags); rm != nil {
 			r.request, r.receive, r.own, flags = withSlash(rm[1]), rm[2], true, rm[3]
 		}
+		// Thresholds: lower first, then upper, each optional, as
+		// add_real_server reads them.
+		if tm := lowerRe.FindStringSubmatch(flags); tm != nil {
+			r.lower, flags = threshold(tm[1]), tm[2]
+		}
+		if tm := upperRe.FindStringSubmatch(flags); tm != nil {
+			r.upper, flags = threshold(tm[1]), tm[2]
+		}
 		if strings.TrimSpace(flags) != "" {
 			im.report(d.Line, d.Key, "unexpected text after the weight ("+quoteMsg(flags)+"; ldirectord refuses it); real server not carried over")
 			continue
@@ -318,4 +329,14 @@ func (im *conv) readReals(vs *vsrv, ds []directive) []real {
 		}
 	}
 	return out
+}
+
+// threshold reads a connection threshold, bounded by the kernel's 32 bits
+// (ipvsadm refuses more; ldirectord passed it on and the add failed).
+func threshold(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > 4294967295 {
+		return 4294967295
+	}
+	return n
 }
