@@ -23,9 +23,12 @@ func runEnableNode(ctx context.Context, env *Env, args []string) error {
 // speaker has been told; the routers converge within their own time.
 func nodeCmd(ctx context.Context, env *Env, cmd control.Command, args []string) error {
 	fs := newFlags(env, string(cmd))
-	var socket string
-	socketFlag(fs, &socket)
+	sock := newSocketFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	socket, err := sock.path()
+	if err != nil {
 		return err
 	}
 	var st control.BGPStatus

@@ -14,7 +14,6 @@ import (
 
 	"github.com/cloudflare/ipvs"
 
-	"github.com/directorlb/director/config"
 	"github.com/directorlb/director/ipvsadm"
 	"github.com/directorlb/director/version"
 )
@@ -49,38 +48,7 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-const usage = `usage: directorctl COMMAND [flags]     (COMMAND -h: its usage; -version: the version)
-
-Kernel table (works without directord):
-  list [-n] [--stats | --rate] [--exact] [--json]   the IPVS table, as ipvsadm -L
-  list -c | --timeout | --daemon   connections, timeouts, sync daemons, as ipvsadm -L -c
-                                  (and --timeout, --daemon); short forms as ipvsadm's:
-                                  list -Ln, list -Lnc, or directorctl -Ln
-  save                                             the table in ipvsadm --save -n format
-  restore                                          program rules in ipvsadm --save format from stdin
-
-Moving from keepalived or ldirectord (works without directord):
-  import keepalived FILE [-root DIR] [-id NAME]
-  import ldirectord FILE          director YAML on stdout, a report on stderr (FILE:LINE: keyword:
-                                  what happened); exit 0 all carried over, 1 read the report,
-                                  2 nothing usable
-
-Control of directord (flag -socket PATH, default ` + config.DefaultSocket + `):
-  status [--json]                 services, real servers, weights and health
-  reload                          re-read the config (as SIGHUP); a bad config is refused
-  reconcile                       compare the kernel with the config now, repairing drift
-  drain SERVICE ADDRESS           take a real server out: weight 0, its connections finish
-  enable SERVICE ADDRESS          put it back (ADDRESS is IP or IP:port)
-  check-config [-config PATH | PATH] [-host=false]
-                                  validate a config file and, unless -host=false, the key,
-                                  password and CA files, programs and interfaces it names
-                                  on this host; exit 1 with FILE:LINE:COL errors
-  takeover [-wait D]              planned switchover: this director becomes active
-  release [-wait D]               planned switchover: the peer becomes active
-  drain-node                      bgp group: withdraw every VIP from the routers and keep
-                                  forwarding what still arrives; survives restarts
-  enable-node                     bgp group: announce again
-`
+// directorctl's help is package manual's Directorctl page (help.go).
 
 type command struct {
 	name string
@@ -108,10 +76,11 @@ func commands() []command {
 
 // Main runs directorctl and returns its exit status.
 func Main(ctx context.Context, env *Env, args []string) int {
-	// -socket may also come before the command, as admins type it.
-	var globalSocket string
-	for len(args) >= 2 && (args[0] == "-socket" || args[0] == "--socket") {
-		globalSocket, args = args[1], args[2:]
+	// -socket (or -config, naming directord's file) may also come before
+	// the command, as admins type it; the command gets them as its own.
+	var global []string
+	for len(args) >= 2 && (args[0] == "-socket" || args[0] == "--socket" || args[0] == "-config" || args[0] == "--config") {
+		global, args = append(global, args[0], args[1]), args[2:]
 	}
 	if len(args) > 0 && isListShorthand(args[0]) {
 		// ipvsadm's habit: `directorctl -Ln` is `directorctl list -Ln`.
@@ -122,14 +91,14 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		return 0
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(env.Stdout, usage)
+		fmt.Fprint(env.Stdout, usage())
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
-	if globalSocket != "" {
-		args = append([]string{args[0], "-socket", globalSocket}, args[1:]...)
+	if len(global) > 0 {
+		args = append(append([]string{args[0]}, global...), args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -140,13 +109,7 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		var x exitError
 		var h helpError
 		switch {
-		case errors.As(err, &h) && h.text != "":
-			fmt.Fprint(env.Stdout, h.text)
-			return 0
-		case errors.As(err, &h):
-			fmt.Fprint(env.Stdout, commandUsage(c.name)+h.flags)
-			return 0
-		case wantsHelp(args[1:]):
+		case errors.As(err, &h), wantsHelp(args[1:]):
 			// Asked for help, but the command stopped before its flags
 			// (import -h): its usage all the same.
 			fmt.Fprint(env.Stdout, commandUsage(c.name))
@@ -163,7 +126,7 @@ func Main(ctx context.Context, env *Env, args []string) int {
 			return 1
 		}
 	}
-	fmt.Fprintf(env.Stderr, "directorctl: unknown command %q\n%s", args[0], usage)
+	fmt.Fprintf(env.Stderr, "directorctl: unknown command %q\n%s", args[0], usage())
 	return 2
 }
 

@@ -20,18 +20,15 @@ import (
 	"github.com/directorlb/director/preflight"
 )
 
-func socketFlag(fs interface {
-	StringVar(*string, string, string, string)
-}, p *string) {
-	fs.StringVar(p, "socket", config.DefaultSocket, "directord's control socket")
-}
-
 func runStatus(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "status")
-	var socket string
-	socketFlag(fs, &socket)
+	sock := newSocketFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	socket, err := sock.path()
+	if err != nil {
 		return err
 	}
 	var st control.Status
@@ -111,14 +108,17 @@ func writeStatus(env *Env, st control.Status, now time.Time) {
 
 func runReload(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "reload")
-	var socket string
-	socketFlag(fs, &socket)
+	sock := newSocketFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "print the changes a reload would make to the kernel, and make none")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	socket, err := sock.path()
+	if err != nil {
+		return err
+	}
 	var res control.ReloadResult
-	err := control.Call(ctx, socket, control.Request{Cmd: control.CmdReload, DryRun: *dryRun}, &res)
+	err = control.Call(ctx, socket, control.Request{Cmd: control.CmdReload, DryRun: *dryRun}, &res)
 	var re *control.RemoteError
 	if errors.As(err, &re) {
 		// The daemon refused the file: its message is the FILE:LINE:COL
@@ -229,9 +229,12 @@ func runCheckConfig(_ context.Context, env *Env, args []string) error {
 
 func runReconcile(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "reconcile")
-	var socket string
-	socketFlag(fs, &socket)
+	sock := newSocketFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	socket, err := sock.path()
+	if err != nil {
 		return err
 	}
 	var res control.ReloadResult
@@ -255,14 +258,17 @@ func runEnable(ctx context.Context, env *Env, args []string) error {
 
 func drainCmd(ctx context.Context, env *Env, cmd control.Command, args []string) error {
 	fs := newFlags(env, string(cmd))
-	var socket string
-	socketFlag(fs, &socket)
+	sock := newSocketFlags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
 		return usagef("usage: directorctl %s SERVICE ADDRESS [-socket PATH]", cmd)
+	}
+	socket, err := sock.path()
+	if err != nil {
+		return err
 	}
 	var res director.DrainResult
 	if err := control.Call(ctx, socket, control.Request{Cmd: cmd, Service: pos[0], Address: pos[1]}, &res); err != nil {
@@ -390,10 +396,13 @@ func runRelease(ctx context.Context, env *Env, args []string) error {
 // pair has done it, so a script can rely on the exit status.
 func switchover(ctx context.Context, env *Env, cmd control.Command, args []string) error {
 	fs := newFlags(env, string(cmd))
-	var socket string
-	socketFlag(fs, &socket)
+	sock := newSocketFlags(fs)
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for the switchover (0: do not wait)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	socket, err := sock.path()
+	if err != nil {
 		return err
 	}
 	if err := control.Call(ctx, socket, control.Request{Cmd: cmd}, nil); err != nil {

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"flag"
 	"strings"
+
+	"github.com/directorlb/director/manual"
 )
 
 // helpError is -h or --help given to a command: Main prints the
-// command's usage and flags on stdout and exits 0, as `ipvsadm -h` does.
+// command's help (package manual's) on stdout and exits 0, as `ipvsadm -h`
+// does. fs is the command's flag set, for the test that holds the manual
+// to the flags the command really has (nil for list, whose options are
+// listFlags).
 type helpError struct {
-	flags string
-	text  string // the whole help, for a command that writes its own
+	fs *flag.FlagSet
 }
 
 func (helpError) Error() string { return "help requested" }
@@ -18,17 +22,10 @@ func (helpError) Error() string { return "help requested" }
 // flagError turns an error of fs.Parse into the error Main reports:
 // help for -h, a usage error otherwise.
 func flagError(fs *flag.FlagSet, err error) error {
-	if !errors.Is(err, flag.ErrHelp) {
-		return usagef("%v", err)
+	if errors.Is(err, flag.ErrHelp) {
+		return helpError{fs: fs}
 	}
-	var b strings.Builder
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	fs.SetOutput(nil)
-	if b.Len() == 0 {
-		return helpError{}
-	}
-	return helpError{flags: "flags:\n" + b.String()}
+	return usagef("%v", err)
 }
 
 // wantsHelp tells whether args ask for help before any "--".
@@ -44,30 +41,13 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
-// commandUsage is the command's part of directorctl's usage: its
-// lines, so that `directorctl CMD -h` and `directorctl help` cannot
+// usage is directorctl's help: `directorctl help`.
+func usage() string { return manual.Directorctl().Usage() }
+
+// commandUsage is `directorctl CMD -h`: the command's part of the same
+// manual that directorctl(8) is rendered from, so that the two cannot
 // disagree.
-func commandUsage(name string) string {
-	var b strings.Builder
-	in := false
-	for _, line := range strings.Split(usage, "\n") {
-		switch {
-		case strings.HasPrefix(line, "  "+name+" ") || line == "  "+name:
-			in = true
-			line = "usage: directorctl " + strings.TrimPrefix(line, "  ")
-		case in && strings.HasPrefix(line, "    "):
-		default:
-			in = false
-		}
-		if in {
-			b.WriteString(line + "\n")
-		}
-	}
-	if b.Len() == 0 {
-		return "usage: directorctl " + name + "\n"
-	}
-	return b.String()
-}
+func commandUsage(name string) string { return manual.Directorctl().CommandHelp(name) }
 
 // parseConfigPath parses check-config's arguments: the config file may
 // be given as -config PATH or as the one positional argument, as

@@ -49,28 +49,8 @@ func listFlags() []listFlag {
 	}
 }
 
-const listUsage = `usage: directorctl list [-L|-l] [-n] [-c] [--stats | --rate | --thresholds | --persistent-conn | --tun-info]
-                       [--exact] [--timeout] [--daemon] [--json]
-The kernel's IPVS table as ipvsadm -L prints it; short options combine as
-ipvsadm's do (-Ln, -Lnc), and "directorctl -Ln" is "directorctl list -Ln".
-`
-
-// listHelp is list's usage with its flags.
-func listHelp() string {
-	var b strings.Builder
-	b.WriteString(listUsage)
-	for _, f := range listFlags() {
-		if f.help == "" {
-			continue
-		}
-		name := "--" + f.long
-		if f.short != 0 {
-			name = fmt.Sprintf("-%c, %s", f.short, name)
-		}
-		fmt.Fprintf(&b, "  %-22s %s\n", name, f.help)
-	}
-	return b.String()
-}
+// list's help, with these options, is package manual's (the flags are
+// compared with it by a test).
 
 // parseListArgs reads list's arguments as ipvsadm reads its options:
 // --long, -short letters bundled (-Lnc), and Go's -long too.

@@ -34,7 +34,7 @@ func runList(_ context.Context, env *Env, args []string) error {
 		return err
 	}
 	if a.help {
-		return helpError{text: listHelp()}
+		return helpError{}
 	}
 	w := bufio.NewWriter(env.Stdout)
 	// ipvsadm's precedence (process_options, CMD_LIST): connections,

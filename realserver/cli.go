@@ -8,29 +8,31 @@ import (
 	"path/filepath"
 
 	"github.com/directorlb/director/config"
+	"github.com/directorlb/director/manual"
 )
 
-const usage = `usage: realserver up|down|status [flags]
+// usage is realserver's help, package manual's Realserver page, which
+// realserver(8) is rendered from too.
+func usage() string { return manual.Realserver().Usage() }
 
-Prepares this host as a real server behind an LVS director, for direct
-routing (dr) or IP-in-IP tunnelling (tun), and puts it all back.
+// cliFlags are the flags of every command.
+type cliFlags struct {
+	mode, vips, iface, state, config string
+}
 
-  realserver up --mode dr|tun --vip ADDR[,ADDR...] [--interface IFACE]
-      hold each VIP (/32 or /128) on lo (dr) or tunl0/ip6tnl0 (tun), set
-      arp_ignore=1 and arp_announce=2 on all and IFACE (tun: rp_filter 0 on
-      tunl0), and record the earlier value of everything changed.
-      Running it again changes nothing.
-  realserver down
-      put back exactly what up changed; nothing else.
-  realserver status [--mode dr|tun --vip ADDR[,ADDR...] [--interface IFACE]]
-      show what is set and whether it is what DR/TUN needs (by default,
-      what up was last asked for): exit 0 if so, 1 if not, 2 if unknown.
-
-Flags of every command:
-  -config FILE   mode, vips, interface and state from a YAML file instead
-  --state PATH   the record of what up changed (default ` + DefaultState + `)
-  IFACE defaults to the interface of the IPv4 default route.
-`
+// newFlags is the commands' flag set. Its flags are manual.Realserver's,
+// which -h prints and realserver(8) is made of (cli_test.go holds the two
+// to each other).
+func newFlags(cmd string, fl *cliFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("realserver "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&fl.mode, "mode", "", "dr or tun")
+	fs.StringVar(&fl.vips, "vip", "", "the VIPs, separated by commas")
+	fs.StringVar(&fl.iface, "interface", "", "the interface facing the director (default: the interface of the IPv4 default route)")
+	fs.StringVar(&fl.state, "state", "", "the record of what up changed (default "+DefaultState+")")
+	fs.StringVar(&fl.config, "config", "", "mode, vips, interface and state from a YAML file instead")
+	return fs
+}
 
 // Exit statuses.
 const (
@@ -57,31 +59,27 @@ func OpenNetlink() (Kernel, func(), error) {
 // returns the exit status.
 func Run(args []string, stdout, stderr io.Writer, open Opener) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
 	cmd := args[0]
 	switch cmd {
 	case "up", "down", "status":
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "realserver: unknown command %q\n%s", cmd, usage)
+		fmt.Fprintf(stderr, "realserver: unknown command %q\n%s", cmd, usage())
 		return exitUsage
 	}
-	fs := flag.NewFlagSet("realserver "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	mode := fs.String("mode", "", "dr or tun")
-	vips := fs.String("vip", "", "the VIPs, separated by commas")
-	iface := fs.String("interface", "", "the interface facing the director")
-	state := fs.String("state", "", "the state file")
-	cfgPath := fs.String("config", "", "a YAML file with mode, vips, interface and state")
+	var fl cliFlags
+	fs := newFlags(cmd, &fl)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage())
 			return exitOK
 		}
+		fmt.Fprintf(stderr, "realserver %s: %v\n%s", cmd, err, usage())
 		return exitUsage
 	}
 	fail := func(code int, err error) int {
@@ -96,13 +94,13 @@ func Run(args []string, stdout, stderr io.Writer, open Opener) int {
 
 	var spec *Spec
 	store := Store{Path: DefaultState}
-	if *cfgPath != "" {
+	if fl.config != "" {
 		for _, f := range []string{"mode", "vip", "interface"} {
 			if set[f] {
 				return fail(exitUsage, fmt.Errorf("--%s and -config do not go together: the file says it", f))
 			}
 		}
-		c, err := config.LoadRealServerHost(*cfgPath)
+		c, err := config.LoadRealServerHost(fl.config)
 		if err != nil {
 			fmt.Fprintf(stderr, "realserver %s: %v\n", cmd, err)
 			return exitUsage
@@ -120,11 +118,11 @@ func Run(args []string, stdout, stderr io.Writer, open Opener) int {
 		if !set["mode"] || !set["vip"] {
 			return fail(exitUsage, errors.New("give both --mode (dr or tun) and --vip"))
 		}
-		addrs, err := ParseVIPs(*vips)
+		addrs, err := ParseVIPs(fl.vips)
 		if err != nil {
 			return fail(exitUsage, err)
 		}
-		spec = &Spec{Mode: Mode(*mode), VIPs: addrs, Interface: *iface}
+		spec = &Spec{Mode: Mode(fl.mode), VIPs: addrs, Interface: fl.iface}
 		if err := spec.Validate(); err != nil {
 			return fail(exitUsage, err)
 		}
@@ -132,10 +130,10 @@ func Run(args []string, stdout, stderr io.Writer, open Opener) int {
 		return fail(exitUsage, errors.New("give --mode and --vip, or -config FILE"))
 	}
 	if set["state"] {
-		if !filepath.IsAbs(*state) {
-			return fail(exitUsage, fmt.Errorf("--state must be an absolute path, got %q", *state))
+		if !filepath.IsAbs(fl.state) {
+			return fail(exitUsage, fmt.Errorf("--state must be an absolute path, got %q", fl.state))
 		}
-		store.Path = filepath.Clean(*state)
+		store.Path = filepath.Clean(fl.state)
 	}
 
 	k, release, err := open()

@@ -2,10 +2,14 @@ package realserver
 
 import (
 	"bytes"
+	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/directorlb/director/manual"
 )
 
 // cli runs the command against k and returns its exit status and output.
@@ -75,5 +79,38 @@ func TestCLIRoundTrip(t *testing.T) {
 	code, out, _ := cli(k, "status", "--mode", "tun", "--vip", "192.0.2.10", "--state", state)
 	if code != 1 || !strings.Contains(out, "problem  VIP 192.0.2.10 is missing from tunl0") {
 		t.Fatalf("status after down: exit %d\n%s", code, out)
+	}
+}
+
+// TestFlagsAreTheManual: the commands' flags are manual.Realserver's,
+// with the same defaults and help, so that -h and realserver(8) tell the
+// truth; and -h prints that page's usage.
+func TestFlagsAreTheManual(t *testing.T) {
+	got, want := map[string]manual.Flag{}, map[string]manual.Flag{}
+	newFlags("up", &cliFlags{}).VisitAll(func(f *flag.Flag) {
+		got[f.Name] = manual.Flag{Name: f.Name, Default: f.DefValue, Help: f.Usage}
+	})
+	page := manual.Realserver()
+	for _, f := range page.Flags {
+		want[f.Name] = manual.Flag{Name: f.Name, Default: f.Default, Help: f.Help}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("realserver's flag set and manual.Realserver differ:\nflag set %+v\nmanual   %+v", got, want)
+	}
+	if manual.DefaultRealserverState != DefaultState {
+		t.Errorf("the manual says the state file is %s, realserver uses %s", manual.DefaultRealserverState, DefaultState)
+	}
+	for _, args := range [][]string{{"-h"}, {"help"}, {"up", "-h"}, {"status", "--help"}} {
+		code, stdout, stderr := cli(server(), args...)
+		if code != 0 || stdout != page.Usage() || stderr != "" {
+			t.Errorf("realserver %q: exit %d, stderr %q, stdout\n%s\nwant the manual's usage", args, code, stderr, stdout)
+		}
+	}
+	var names []string
+	for _, c := range page.Commands() {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, " ") != "up down status" {
+		t.Errorf("manual.Realserver's commands: %q, realserver's: up down status", names)
 	}
 }
