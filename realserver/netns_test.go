@@ -356,6 +356,14 @@ func TestARPOnlyTheDirectorAnswers(t *testing.T) {
 	director, server := dir.MAC(dirIf).String(), rs.MAC(rsIf).String()
 	const window = 500 * time.Millisecond
 	state := filepath.Join(t.TempDir(), "state.json")
+	// The LAN first: until the new veths carry, every request is lost
+	// and silence would prove nothing (seen on a loaded machine).
+	lanUp := time.Now().Add(10 * time.Second)
+	for len(arpAnswers(t, client, clientIf, netip.MustParseAddr("10.0.0.2"), 100*time.Millisecond)) == 0 {
+		if time.Now().After(lanUp) {
+			t.Fatal("the director never answered ARP for its own address: the LAN is not up")
+		}
+	}
 
 	if got, want := arpAnswers(t, client, clientIf, vip, window), sorted(director, server); !slices.Equal(got, want) {
 		t.Fatalf("before up, answers for the VIP came from %v, want both the director and the real server %v", got, want)
