@@ -86,7 +86,7 @@ func (d *daemon) newScaleOut() error {
 		StatePath: filepath.Join(d.cfg.StateDir, "node-drain.json"),
 		Logger:    d.log,
 		Loop:      d.loops.Register("announce", 30*time.Second),
-		OnChange:  d.bgp.groupChanged,
+		OnChange:  d.announced, // groupChanged, and the status page's events
 	})
 	d.changes.applied = d.bgp.ann.Poke
 	d.srv.bgp = d.bgp

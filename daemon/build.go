@@ -45,6 +45,8 @@ type daemon struct {
 	// stopPair makes the running pair leave (leavePair); nil without one.
 	stopPair func() error
 	ready    atomic.Bool
+	// events are the state changes the status page lists.
+	events *events
 }
 
 // build makes a daemon, in an order that keeps directord's promises: the
@@ -66,7 +68,7 @@ func build(opts Options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{log: log, cfg: cfg, loops: liveness.New()}
+	d := &daemon{log: log, cfg: cfg, loops: liveness.New(), events: newEvents()}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -103,7 +105,7 @@ func build(opts Options) (_ *daemon, err error) {
 	}
 	d.newChecks(k, specs)
 	d.newDirector(k, workers)
-	d.srv = &server{path: opts.ConfigPath, d: d.dir, eng: d.eng, log: log, socket: cfg.Control.Socket}
+	d.srv = &server{path: opts.ConfigPath, d: d.dir, eng: d.eng, log: log, socket: cfg.Control.Socket, status: d.status}
 	d.srv.cfg.Store(cfg)
 	d.newExporter(mk)
 	d.srv.exp = d.exp
@@ -138,12 +140,13 @@ func (d *daemon) newChecks(k director.Kernel, specs []checks.Spec) {
 		d.log.Warn("cannot read the kernel's table to adopt health; every server starts unhealthy", "err", err)
 	}
 	d.eng.Set(specs)
+	d.events.seedHealth(d.eng.Snapshot())
 	// Bounds are generous: a stalled loop gets directord restarted by
 	// systemd, which must never happen to one that is merely busy (a
 	// reconcile of a large table, a slow netlink answer).
 	d.eng.SetLoop(d.loops.Register("checks", 15*time.Second))
 	d.changes = newChanges()
-	d.eng.OnChange(d.changes.add)
+	d.eng.OnChange(d.checkChanged) // changes.add, and the status page's events
 }
 
 func (d *daemon) newDirector(k director.Kernel, workers []director.Kernel) {
@@ -184,6 +187,7 @@ func (d *daemon) newExporter(mk director.Kernel) {
 		Loops:      d.loops,
 		Ready:      d.ready.Load,
 		Log:        d.log,
+		Page:       d.statusPage(mk),
 	})
 	if d.cfg.Failover != nil {
 		d.exp.SetPair(d.pairStatus)

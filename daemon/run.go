@@ -230,7 +230,9 @@ func (d *daemon) leavePair() {
 // the pair starts: a scrape then reports the node in init.
 func (d *daemon) pairStatus(ctx context.Context) (*failover.Status, error) {
 	if p := d.pair.Load(); p != nil {
-		return p.status(ctx)
+		st, err := p.status(ctx)
+		d.events.rolesSeen(st)
+		return st, err
 	}
 	return &failover.Status{Role: heartbeat.RoleInit.String()}, nil
 }

@@ -32,6 +32,8 @@ type server struct {
 	// bgp is the director's part in a bgp group; nil without bgp.
 	bgp *scaleOut
 	exp *metrics.Exporter
+	// status is the director's status (daemon.status).
+	status func(context.Context) (*control.Status, error)
 }
 
 // planReload is a reload's dry run: the file is read and checked as a
@@ -189,25 +191,7 @@ func (s *server) reload(ctx context.Context) (*control.ReloadResult, error) {
 func (s *server) handle(ctx context.Context, req control.Request) (any, error) {
 	switch req.Cmd {
 	case control.CmdStatus:
-		st, err := s.d.Status(ctx)
-		if err != nil {
-			return nil, err
-		}
-		annotate(&st, s.eng.Snapshot())
-		out := control.Status{Status: st, Role: "active"}
-		if s.bgp != nil {
-			if out.BGP, err = s.bgp.status(ctx); err != nil {
-				return nil, err
-			}
-		}
-		if s.pair != nil {
-			fs, err := s.pair.status(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out.Failover, out.Role = fs, fs.Role
-		}
-		return out, nil
+		return s.status(ctx) // as the status page shows it (statuspage.go)
 	case control.CmdTakeover:
 		return nil, s.pair.takeover(ctx)
 	case control.CmdRelease:

@@ -14,6 +14,12 @@ import (
 // dependencies) is neither a loadable module nor built into the kernel.
 var ErrModuleNotFound = errors.New("kernel module not found")
 
+// NICModules drive the NIC of a VM with HostForward: the virtio PCI
+// transport, and the network driver, which binds the device as it loads.
+// Add them to the modules of such a VM (DefaultModules leaves them out:
+// the lab's guests have no NIC otherwise).
+var NICModules = []string{"virtio_pci", "virtio_net"}
+
 // ModInfo is what the lab needs from a module's .modinfo section.
 type ModInfo struct {
 	Name    string

@@ -39,6 +39,12 @@ type VM struct {
 	Output io.Writer
 	// OnExit, if set, is called as each command's exit line arrives.
 	OnExit func(ExitStatus)
+	// HostForward, if set, gives the guest a NIC on qemu's user-mode
+	// network (the guest sees eth0, 10.0.2.15/24 once it sets it up, and
+	// needs NICModules) and forwards host ports to it, each in
+	// qemu's hostfwd form: "tcp:127.0.0.1:8080-:80". Without it the guest
+	// has no NIC at all.
+	HostForward []string
 }
 
 // Result is what a boot produced.
@@ -63,6 +69,15 @@ func (vm *VM) args() []string {
 		// quiet keeps the console for the tests; panic=-1 turns a panic
 		// into a reboot, which -no-reboot turns into qemu exiting.
 		"-append", "console=ttyS0 quiet loglevel=3 panic=-1 random.trust_cpu=on",
+	}
+	if len(vm.HostForward) > 0 {
+		netdev := "user,id=net0"
+		for _, f := range vm.HostForward {
+			netdev += ",hostfwd=" + f
+		}
+		// romfile= : the guest boots from -kernel, so the NIC needs no
+		// boot ROM, and qemu then needs no ipxe package on the host.
+		args = append(args, "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile=")
 	}
 	if accel == "tcg" {
 		// "max" gives the emulated CPU RDRAND, so the guest's random pool

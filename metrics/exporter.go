@@ -37,6 +37,8 @@ type Sources struct {
 	// done.
 	Ready func() bool
 	Log   *slog.Logger
+	// Page serves / (the status page, package statuspage); nil: none.
+	Page http.Handler
 }
 
 // Exporter serves the metrics. The event-driven metrics (check results,
@@ -161,9 +163,12 @@ func (e *Exporter) Reloaded(ok bool) {
 	e.reloadOK.Set(0)
 }
 
-// Handler serves /metrics, /healthz and /readyz.
+// Handler serves /metrics, /healthz, /readyz and the status page at /.
 func (e *Exporter) Handler() http.Handler {
 	mux := http.NewServeMux()
+	if e.src.Page != nil {
+		mux.Handle("GET /{$}", e.src.Page)
+	}
 	mux.HandleFunc("GET /metrics", e.serveMetrics)
 	mux.HandleFunc("GET /healthz", e.serveHealthz)
 	mux.HandleFunc("GET /readyz", e.serveReadyz)
