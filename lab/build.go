@@ -39,9 +39,11 @@ func (b *Builder) goCmd(ctx context.Context, args ...string) ([]byte, error) {
 func (b *Builder) Binary(ctx context.Context, pkg string) (string, error) {
 	out := filepath.Join(b.Out, filepath.Base(pkg))
 	args := []string{"build", "-trimpath"}
-	// The version the binaries print, as `make build` sets it; without
-	// git, they fall back to what Go recorded.
-	if v, err := exec.CommandContext(ctx, "git", "-C", b.Dir, "describe", "--always", "--dirty").Output(); err == nil {
+	// The version the binaries print, as `make build` and the package set
+	// it (packaging/version.sh, which says 0.0~devel without git).
+	version := exec.CommandContext(ctx, "sh", filepath.Join(b.Dir, "packaging", "version.sh"))
+	version.Dir = b.Dir
+	if v, err := version.Output(); err == nil {
 		args = append(args, "-ldflags", "-X github.com/directorlb/director/version.describe="+strings.TrimSpace(string(v)))
 	}
 	_, err := b.goCmd(ctx, append(args, "-o", out, pkg)...)

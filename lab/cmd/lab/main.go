@@ -2,7 +2,7 @@
 // stock kernel, which has the IPVS the build machines' kernel lacks.
 //
 //	lab test [-run RE] [PACKAGES]   run the lab-tagged tests in one boot
-//	lab demo                        run the product demo
+//	lab demo [-deb FILE]            run the product demo (with the package's programs)
 //	lab exec BINARY [ARGS]          run a static binary in the guest
 //	lab kernel                      fetch and verify the kernel only
 package main
@@ -44,7 +44,7 @@ type usageError struct{ error }
 const usage = `usage: lab COMMAND [flags]
   test [-run RE] [-testflags F] [PACKAGES]
                               build the lab-tagged tests and run them in one VM boot
-  demo                        boot the VM and run the demo
+  demo [-deb FILE]            boot the VM and run the demo (-deb: with that package's programs)
   exec BINARY [ARGS...]       run a static binary in the VM
   kernel                      fetch, unpack and verify the kernel, print its paths
 common flags: -accel auto|tcg|kvm  -cache DIR  -timeout D  -memory MiB  -cpus N`
@@ -186,6 +186,8 @@ func cmdTest(ctx context.Context, args []string) error {
 	// BIRD is the real router the bgp lab tests peer with; keepalived is the
 	// daemon whose kernel table the import test compares with directord's.
 	hostTools := fs.String("host-tools", "ipvsadm,bird,birdc,keepalived", "comma-separated host programs to copy into the guest with their libraries")
+	// ldirectord is Perl: the import test runs it from the host's trees.
+	hostTrees := fs.String("host-trees", strings.Join(lab.LdirectordTrees, ","), "comma-separated host files or directories to copy into the guest at the same paths (lab.HostTree)")
 	testTimeout := fs.Duration("test.timeout", 40*time.Minute, "per test binary timeout inside the guest")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -218,6 +220,16 @@ func cmdTest(ctx context.Context, args []string) error {
 			continue
 		}
 		files, err := lab.HostBinary(ctx, tool)
+		if err != nil {
+			return err
+		}
+		payload.Files = append(payload.Files, files...)
+	}
+	for _, root := range strings.Split(*hostTrees, ",") {
+		if root = strings.TrimSpace(root); root == "" {
+			continue
+		}
+		files, err := lab.HostTree(ctx, root)
 		if err != nil {
 			return err
 		}
@@ -352,6 +364,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("lab demo", flag.ContinueOnError)
 	var c common
 	c.register(fs, 5*time.Minute)
+	deb := fs.String("deb", "", "run the programs of this director .deb (make demo passes the one make deb built) instead of building ./cmd")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -364,7 +377,12 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	files, err := s.productBinaries(ctx)
+	var files []lab.File
+	if *deb != "" {
+		files, err = s.debBinaries(ctx, *deb)
+	} else {
+		files, err = s.productBinaries(ctx)
+	}
 	if err != nil {
 		return err
 	}
