@@ -100,7 +100,7 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // clip keeps messages about a huge or hostile input readable.
 func clip(s string) string {
@@ -154,11 +154,30 @@ func (d *decoder) alias(n *yaml.Node, key string) bool {
 }
 
 // fields is one mapping's keys, checked against the keys it may hold.
+// They are a short list searched in order, not maps: a mapping holds at
+// most one of each allowed key (a few dozen), usually a handful, and a
+// large file has hundreds of thousands of mappings, for which building
+// two maps each was most of the decoding's cost.
 type fields struct {
 	path string
 	node *yaml.Node
-	keys map[string]*yaml.Node
-	vals map[string]*yaml.Node
+	list []field // in file order; each allowed name at most once
+}
+
+// field is one key of a mapping and its value.
+type field struct {
+	name     string
+	key, val *yaml.Node
+}
+
+// get is the key named name, if the mapping has it.
+func (f *fields) get(name string) (field, bool) {
+	for _, e := range f.list {
+		if e.name == name {
+			return e, true
+		}
+	}
+	return field{}, false
 }
 
 // mapping checks that n is a mapping of allowed keys, reporting unknown and
@@ -176,7 +195,7 @@ func (d *decoder) mapping(n *yaml.Node, path, what string, allowed []string) *fi
 		d.errorf(n, self, "must be a mapping (%s), got %s", what, describe(n))
 		return nil
 	}
-	f := &fields{path: path, node: n, keys: map[string]*yaml.Node{}, vals: map[string]*yaml.Node{}}
+	f := &fields{path: path, node: n, list: make([]field, 0, min(len(n.Content)/2, len(allowed)))}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if d.alias(k, self) {
@@ -187,8 +206,8 @@ func (d *decoder) mapping(n *yaml.Node, path, what string, allowed []string) *fi
 			continue
 		}
 		name := k.Value
-		key := join(path, keyName(clip(name)))
 		if !slices.Contains(allowed, name) {
+			key := join(path, keyName(clip(name)))
 			if d.full() {
 				// Spare the message for a file that is mostly unknown keys.
 				d.errorf(k, key, "")
@@ -197,12 +216,11 @@ func (d *decoder) mapping(n *yaml.Node, path, what string, allowed []string) *fi
 			}
 			continue
 		}
-		if first, dup := f.keys[name]; dup {
-			d.errorf(k, key, "duplicate key %q (first at %s)", name, at(first))
+		if first, dup := f.get(name); dup {
+			d.errorf(k, join(path, keyName(clip(name))), "duplicate key %q (first at %s)", name, at(first.key))
 			continue
 		}
-		f.keys[name] = k
-		f.vals[name] = v
+		f.list = append(f.list, field{name, k, v})
 	}
 	return f
 }
@@ -219,14 +237,17 @@ func unknownKey(name string, allowed []string) string {
 
 // value is the value of key name, or nil when it is absent or empty.
 func (f *fields) value(name string) *yaml.Node {
-	if v := f.vals[name]; !isNull(v) {
-		return v
+	if e, _ := f.get(name); !isNull(e.val) {
+		return e.val
 	}
 	return nil
 }
 
 // key is the key node of name, for messages about the key's presence.
-func (f *fields) key(name string) *yaml.Node { return f.keys[name] }
+func (f *fields) key(name string) *yaml.Node {
+	e, _ := f.get(name)
+	return e.key
+}
 
 func (f *fields) sub(name string) string { return join(f.path, name) }
 
@@ -256,6 +277,9 @@ func (d *decoder) text(n *yaml.Node, key, want string) (string, bool) {
 // prefix. A leading zero does not make it octal: "0080" is 80, as an
 // admin means it (YAML 1.2 agrees). Quoted numbers are accepted too.
 func (d *decoder) integer(n *yaml.Node, key string, lo, hi int64) (int64, bool) {
+	if v, ok := quickInteger(n, lo, hi); ok {
+		return v, true
+	}
 	want := fmt.Sprintf("an integer from %d to %d", lo, hi)
 	s, ok := d.scalar(n, key, want)
 	if !ok {
@@ -267,6 +291,16 @@ func (d *decoder) integer(n *yaml.Node, key string, lo, hi int64) (int64, bool) 
 		return 0, false
 	}
 	return v, true
+}
+
+// quickInteger is integer's common case, a valid value, without building
+// the message's text: false means integer must look again.
+func quickInteger(n *yaml.Node, lo, hi int64) (int64, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		return 0, false
+	}
+	v, err := parseInt(n.Value)
+	return v, err == nil && v >= lo && v <= hi
 }
 
 func parseInt(s string) (int64, error) {
@@ -294,6 +328,10 @@ func (d *decoder) boolean(n *yaml.Node, key string) (bool, bool) {
 
 // enum reads one of a fixed set of words, suggesting the closest on a miss.
 func (d *decoder) enum(n *yaml.Node, key string, allowed []string) (string, bool) {
+	// The common case without building the message's text.
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && slices.Contains(allowed, n.Value) {
+		return n.Value, true
+	}
 	want := orList(allowed)
 	s, ok := d.scalar(n, key, want)
 	if !ok {

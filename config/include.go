@@ -101,7 +101,8 @@ func (d *decoder) include(it item, file string, base Check) []Service {
 	if f == nil {
 		return nil
 	}
-	for name, k := range f.keys {
+	for _, e := range f.list {
+		name, k := e.name, e.key
 		switch name {
 		case "services":
 		case "include":

@@ -135,7 +135,7 @@ func (d *decoder) document(data []byte, what string) (*yaml.Node, bool) {
 		d.errorf(nil, "document", "the file is larger than %d MiB; this is not %s", MaxSize>>20, what)
 		return nil, false
 	}
-	root, err := parseYAML(data)
+	root, err := parseDocument(data)
 	if err != nil {
 		d.syntaxError(err, data)
 		return nil, false
@@ -203,7 +203,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	var f *fields
 	if isNull(n) {
 		// An empty file is a director with no services: valid, if useless.
-		f = &fields{keys: map[string]*yaml.Node{}, vals: map[string]*yaml.Node{}}
+		f = &fields{}
 	} else if f = d.mapping(n, "", "keys such as node, services and failover", topKeys); f == nil {
 		return nil
 	}
@@ -228,7 +228,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	}
 	if v := f.value("metrics"); v != nil {
 		if m := d.mapping(v, "metrics", "the metrics endpoint: listen", metricsKeys); m != nil {
-			if l, ok := m.vals["listen"]; ok {
+			if e, ok := m.get("listen"); ok {
+				l := e.val
 				// Only here is an empty value meaningful: "" or nothing disables.
 				c.Metrics.Listen = ""
 				if !isNull(l) {

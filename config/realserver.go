@@ -50,33 +50,40 @@ func (d *decoder) realServers(n *yaml.Node, path string, ctx *endpointContext) [
 		d.limitf(n, path, "brings the file to %d real servers, more than the %d directord takes", d.realServerCount, MaxRealServers)
 		return nil
 	}
-	first := map[netip.AddrPort]*yaml.Node{}
+	first := make(map[netip.AddrPort]*yaml.Node, len(entries))
 	out := make([]RealServer, 0, len(entries))
 	for i, e := range entries {
-		r, addrAt := d.realServer(e, index(path, i), ctx)
-		if r == nil {
+		// Decoded in place: one allocation for the list, not one each.
+		out = append(out, RealServer{})
+		r := &out[len(out)-1]
+		ok, addrAt := d.realServer(e, index(path, i), ctx, r)
+		if !ok {
+			out[len(out)-1] = RealServer{}
+			out = out[:len(out)-1]
 			continue
 		}
 		if addrAt != nil {
 			if prev, dup := first[r.AddrPort()]; dup {
 				d.errorf(addrAt, join(index(path, i), "address"), "duplicate real server %s (first at %s)", r.AddrPort(), at(prev))
+				out[len(out)-1] = RealServer{}
+				out = out[:len(out)-1]
 				continue
 			}
 			first[r.AddrPort()] = addrAt
 		}
-		out = append(out, *r)
 	}
 	return out
 }
 
-// realServer decodes one entry; the node it returns is its address, nil
-// when the address is missing or invalid.
-func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext) (*RealServer, *yaml.Node) {
+// realServer decodes one entry into r; false when the entry is not a
+// mapping at all. The node it returns is its address, nil when the
+// address is missing or invalid.
+func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext, r *RealServer) (bool, *yaml.Node) {
 	f := d.mapping(n, path, "a real server", realServerKeys)
 	if f == nil {
-		return nil, nil
+		return false, nil
 	}
-	r := &RealServer{Weight: 1, Forward: ctx.svc.Forward, Pos: d.pos(n)}
+	*r = RealServer{Weight: 1, Forward: ctx.svc.Forward, Pos: d.pos(n)}
 	forwardOK := ctx.forwardOK
 	if v := f.value("forward"); v != nil {
 		fw, ok := d.enum(v, f.sub("forward"), forwards)
@@ -88,7 +95,12 @@ func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext) (*
 		}
 	}
 	if v := f.value("weight"); v != nil {
-		w, _ := d.integer(v, f.sub("weight"), 0, 65535)
+		// Every real server may have one: its key path is built only
+		// for a message.
+		w, ok := quickInteger(v, 0, 65535)
+		if !ok {
+			w, _ = d.integer(v, f.sub("weight"), 0, 65535)
+		}
 		r.Weight = int(w)
 	}
 	upper, lower := f.value("upper_threshold"), f.value("lower_threshold")
@@ -124,12 +136,12 @@ func (d *decoder) realServer(n *yaml.Node, path string, ctx *endpointContext) (*
 	v := f.value("address")
 	if v == nil {
 		d.errorf(n, f.sub("address"), "missing; a real server needs an address")
-		return r, nil
+		return true, nil
 	}
 	if !d.endpoint(v, f.sub("address"), "real server", r, forwardOK, ctx) {
-		return r, nil
+		return true, nil
 	}
-	return r, v
+	return true, v
 }
 
 // sorryServer decodes sorry_server: an address like a real server's, with

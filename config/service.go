@@ -64,9 +64,16 @@ func (d *decoder) services(n *yaml.Node, base Check) []Service {
 	first := d.svc.count
 	d.svc.count += len(entries)
 	out := make([]Service, 0, len(entries))
+	pre := d.servicesInParallel(entries, first, base)
 	for i, e := range entries {
 		path := index("services", first+i)
-		s, id := d.service(e, path, base)
+		var s *Service
+		var id serviceID
+		if pre != nil {
+			s, id = pre[i].svc, pre[i].id
+		} else {
+			s, id = d.service(e, path, base)
+		}
 		if s == nil {
 			continue
 		}
