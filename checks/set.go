@@ -45,8 +45,9 @@ func (e *Engine) set(specs []Spec) (carried int) {
 	// probe one of its subscribers had before (nil if none had one).
 	var created []*probe
 	before := map[*probe]*probe{}
+	var keys keyMemo
 	for _, s := range specs {
-		key := s.Probe.Key()
+		key := keys.key(s.Probe)
 		p := probes[key]
 		if p == nil {
 			p = e.probes[key]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -59,8 +60,35 @@ type ProbeSpec struct {
 
 // Key identifies a probe stream: specs with equal keys share one
 // goroutine and one state machine. Every field takes part, since two
-// subscribers with different rise or interval cannot share a state.
-func (p ProbeSpec) Key() string { return hashOf(p) }
+// subscribers with different rise or interval cannot share a state: the
+// target as written, the rest as a hash (see keyMemo).
+func (p ProbeSpec) Key() string {
+	var m keyMemo
+	return m.key(p)
+}
+
+// keyMemo computes Keys over a run of specs that differ only in their
+// targets, as the real servers of one service do: the rest is encoded and
+// hashed once per run instead of once per server, which on a reload of
+// 100,000 real servers was most of the checks' share of it.
+type keyMemo struct {
+	rest ProbeSpec // the last spec's fields but its target
+	cur  ProbeSpec // the spec at hand, held here so comparing allocates nothing
+	hash string    // hashOf(rest)
+	ok   bool
+}
+
+func (m *keyMemo) key(p ProbeSpec) string {
+	target := p.Target
+	m.cur = p
+	m.cur.Target = netip.AddrPort{}
+	// DeepEqual compares every field, as the encoding in hashOf covers
+	// every field: a spec is plain data (CA's PEM is compared by content).
+	if !m.ok || !reflect.DeepEqual(&m.rest, &m.cur) {
+		m.rest, m.hash, m.ok = m.cur, hashOf(m.cur), true
+	}
+	return m.hash + "@" + target.String()
+}
 
 // identity is the key without the scheduling and state-machine settings:
 // a reload that only retunes those keeps the probe's health (see Set).
@@ -145,7 +173,16 @@ func FromConfig(c config.Check, rs *config.RealServer) ProbeSpec {
 // of every service. Sorry servers are not checked: they stand in only
 // while nothing else is available. It reads no file: LoadSpecs does.
 func SpecsFor(cfg *config.Config) []Spec {
-	var out []Spec
+	// Sized first: a Spec is about a kilobyte, and appending to an
+	// unsized slice copied the reference farm's 100,000 over and over.
+	n := 0
+	for i := range cfg.Services {
+		n += len(cfg.Services[i].RealServers)
+	}
+	if n == 0 {
+		return nil // as before sizing: no real server, no slice
+	}
+	out := make([]Spec, 0, n)
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		for j := range s.RealServers {
