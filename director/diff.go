@@ -73,6 +73,16 @@ type Plan struct {
 // someone else's (and so left alone).
 func Diff(desired, current Table, owned func(SvcKey) bool) Plan {
 	var p Plan
+	if len(current) == 0 {
+		// A cold start: every op is known ahead, and growing the slice
+		// of 110,000 (some hundred bytes each) to it costs more than
+		// counting.
+		n := 0
+		for _, want := range desired {
+			n += 1 + len(want.Dests)
+		}
+		p.Ops = make([]Op, 0, n)
+	}
 	found := 0
 	for key, want := range desired {
 		have, ok := current[key]
@@ -180,23 +190,64 @@ func sortOps(ops []Op) {
 		}
 		return o.Kind
 	}
-	slices.SortStableFunc(ops, func(a, b Op) int {
-		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+	// A stable sort of the ops themselves (some hundred bytes each)
+	// moves them O(n log n) times, each compare making their keys again:
+	// on a cold start's 110,000 that was most of the director's own work.
+	// Their keys are made once and their indexes sorted, ties kept in
+	// place by the index, which is the same order.
+	type sortKey struct {
+		rank OpKind
+		svc  SvcKey
+		seq  int
+		dest DestKey
+		kind OpKind
+	}
+	keys := make([]sortKey, len(ops))
+	idx := make([]int32, len(ops))
+	for i := range ops {
+		o := &ops[i]
+		keys[i] = sortKey{rank(*o), KeyOf(o.Service), o.seq, DestKeyOf(o.Dest), o.Kind}
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(i, j int32) int {
+		a, b := &keys[i], &keys[j]
+		if c := cmp.Compare(a.rank, b.rank); c != 0 {
 			return c
 		}
-		if c := compareSvcKey(KeyOf(a.Service), KeyOf(b.Service)); c != 0 {
+		if c := compareSvcKey(a.svc, b.svc); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(a.seq, b.seq); c != 0 {
 			return c
 		}
-		if a.Kind == RemoveDest {
+		c := compareDestKey(a.dest, b.dest)
+		if a.kind == RemoveDest {
 			// Last first: each removal from the view's sorted slice
 			// is then at its end, and removing many stays linear.
-			return compareDestKey(DestKeyOf(b.Dest), DestKeyOf(a.Dest))
+			c = -c
 		}
-		return compareDestKey(DestKeyOf(a.Dest), DestKeyOf(b.Dest))
+		return cmp.Or(c, cmp.Compare(i, j))
 	})
+	// ops[k] takes the op at idx[k], in place, cycle by cycle (a done
+	// place is marked idx[k] == k): a copy of them all is as large
+	// again.
+	for start := range idx {
+		if int(idx[start]) == start {
+			continue
+		}
+		tmp := ops[start]
+		k := start
+		for {
+			j := int(idx[k])
+			idx[k] = int32(k)
+			if j == start {
+				ops[k] = tmp
+				break
+			}
+			ops[k] = ops[j]
+			k = j
+		}
+	}
 }
 
 func compareSvcKey(a, b SvcKey) int {

@@ -1,6 +1,7 @@
 package director
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -384,24 +385,16 @@ func (r *Reconciler) execute(ops []Op) Result {
 		wg.Add(1)
 		go func(k Kernel, idxs []int) {
 			defer wg.Done()
-			failedSvc := map[SvcKey]bool{}
-			for _, i := range idxs {
-				op := ops[i]
-				key := KeyOf(op.Service)
-				if failedSvc[key] && (op.Kind == CreateDest || op.Kind == UpdateDest) {
-					skipped[i] = true // the service failed: each destination would too
-					continue
-				}
-				if errs[i] = apply(k, op); errs[i] != nil && op.Kind == CreateService {
-					failedSvc[key] = true
-				}
-			}
+			executeShard(k, ops, idxs, errs, skipped) // batch.go
 		}(kernels[w], idxs)
 	}
 	wg.Wait()
 
 	res := Result{failed: map[SvcKey]bool{}}
 	verbose := len(ops) <= 50
+	// Building each op's attributes is a good part of a cold apply's
+	// user-space work: only for a log that keeps them.
+	debug := !verbose && r.log.Enabled(context.Background(), slog.LevelDebug)
 	for i, op := range ops {
 		if skipped[i] {
 			res.failed[KeyOf(op.Service)] = true
@@ -420,7 +413,7 @@ func (r *Reconciler) execute(ops []Op) Result {
 		r.Counters.Applied[op.Kind].Add(1)
 		if verbose {
 			r.log.Info("ipvs changed", opAttrs(op)...)
-		} else {
+		} else if debug {
 			r.log.Debug("ipvs changed", opAttrs(op)...)
 		}
 	}

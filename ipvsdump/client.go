@@ -5,7 +5,9 @@
 // the cost of a reconcile or a scrape. Client keeps cloudflare/ipvs for
 // everything else and answers Services and Destinations itself, over a
 // blocking generic-netlink socket with one reused buffer, returning the
-// same values.
+// same values. Batch (batch.go) makes many table changes in one sendmsg,
+// each still answered on its own: one request per change was most of the
+// cost of a cold start.
 package ipvsdump
 
 import (
