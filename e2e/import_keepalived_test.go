@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -280,60 +279,7 @@ var reportLineRE = regexp.MustCompile(`^(.*?):(\d+): `)
 // (the virtual_server line, its keywords, its group); a real or sorry
 // server's line (-a) by one of those or a line of that server's block.
 func explainDifferences(t *testing.T, file, src, report string, theirs, ours []string) {
-	a, b := byService(theirs), byService(ours)
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	byLine := map[int][]string{}
-	for _, l := range strings.Split(report, "\n") {
-		if m := reportLineRE.FindStringSubmatch(l); m != nil && m[1] == file {
-			n, _ := strconv.Atoi(m[2])
-			byLine[n] = append(byLine[n], l)
-		}
-	}
-	s := parseSource(src)
-	same := 0
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if slices.Equal(a[k], b[k]) {
-			same++
-			continue
-		}
-		svc := s.serviceLines(k)
-		var why, unexplained []string
-		explain := func(what string, lines []int) {
-			var got []string
-			for _, n := range lines {
-				got = append(got, byLine[n]...)
-			}
-			if len(got) == 0 {
-				unexplained = append(unexplained, what)
-			}
-			why = append(why, got...)
-		}
-		headA, restA := splitService(a[k])
-		headB, restB := splitService(b[k])
-		if headA != headB {
-			explain("the service", svc)
-		}
-		for _, addr := range slices.Sorted(maps.Keys(mergeKeys(restA, restB))) {
-			if restA[addr] != restB[addr] {
-				explain("server "+addr, append(slices.Clone(svc), s.serverLines(k, addr)...))
-			}
-		}
-		slices.Sort(why)
-		why = slices.Compact(why)
-		msg := fmt.Sprintf("%s differs:\nkeepalived:\n  %s\ndirectord:\n  %s", k, strings.Join(a[k], "\n  "), strings.Join(b[k], "\n  "))
-		if len(unexplained) > 0 {
-			t.Errorf("%s\nno line of the import report explains %s; report lines nearby:\n  %s", msg, strings.Join(unexplained, ", "), strings.Join(why, "\n  "))
-			continue
-		}
-		t.Logf("%s\nexplained by:\n  %s", msg, strings.Join(why, "\n  "))
-	}
-	t.Logf("%d of %d table entries (services, and the timeouts) identical", same, len(keys))
+	explainTable(t, "keepalived", file, report, parseSource(src), theirs, ours)
 }
 
 // splitService returns a service's -A line and its -a lines by real

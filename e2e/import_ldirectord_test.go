@@ -609,75 +609,30 @@ func selfSigned(t *testing.T) *tls.Certificate {
 // global; a real server's line (-a) by those, its real= line, or the
 // fallback naming it.
 func explainLdDifferences(t *testing.T, file string, s *ldSource, report string, theirs, ours []string) {
-	a, b := byService(theirs), byService(ours)
-	keys := mergeKeysOf(a, b)
-	byLine := map[int][]string{}
-	for _, l := range strings.Split(report, "\n") {
-		if m := reportLineRE.FindStringSubmatch(l); m != nil && m[1] == file {
-			n, _ := strconv.Atoi(m[2])
-			byLine[n] = append(byLine[n], l)
-		}
-	}
-	same := 0
-	for _, k := range keys {
-		if slices.Equal(a[k], b[k]) {
-			same++
-			continue
-		}
-		var svc []int
-		var vs []*ldVirtual
-		for _, v := range s.virtuals {
-			if v.key == k || k == "timeouts" {
-				vs = append(vs, v)
-				svc = append(append(svc, v.line), v.opts...)
-			}
-		}
-		svc = append(svc, s.globals...)
-		var why, unexplained []string
-		explain := func(what string, lines []int) {
-			var got []string
-			for _, n := range lines {
-				got = append(got, byLine[n]...)
-			}
-			if len(got) == 0 {
-				unexplained = append(unexplained, what)
-			}
-			why = append(why, got...)
-		}
-		headA, restA := splitService(a[k])
-		headB, restB := splitService(b[k])
-		if headA != headB {
-			explain("the service", svc)
-		}
-		for _, addr := range slices.Sorted(maps.Keys(mergeKeys(restA, restB))) {
-			if restA[addr] == restB[addr] {
-				continue
-			}
-			lines := slices.Clone(svc)
-			for _, v := range vs {
-				lines = append(append(lines, v.reals[addr]...), v.falls[addr]...)
-			}
-			explain("server "+addr, lines)
-		}
-		slices.Sort(why)
-		why = slices.Compact(why)
-		msg := fmt.Sprintf("%s differs:\nldirectord:\n  %s\ndirectord:\n  %s", k, strings.Join(a[k], "\n  "), strings.Join(b[k], "\n  "))
-		if len(unexplained) > 0 {
-			t.Errorf("%s\nno line of the import report explains %s; report lines nearby:\n  %s", msg, strings.Join(unexplained, ", "), strings.Join(why, "\n  "))
-			continue
-		}
-		t.Logf("%s\nexplained by:\n  %s", msg, strings.Join(why, "\n  "))
-	}
-	t.Logf("%d of %d table entries (services, and the timeouts) identical", same, len(keys))
+	explainTable(t, "ldirectord", file, report, s, theirs, ours)
 }
 
-func mergeKeysOf(a, b map[string][]string) []string {
-	m := map[string]bool{}
-	for k := range a {
-		m[k] = true
+// serviceLines are the lines a table entry comes from: the virtual line
+// and options of each section that makes it (every one, for the
+// timeouts), and the globals.
+func (s *ldSource) serviceLines(key string) []int {
+	var lines []int
+	for _, v := range s.virtuals {
+		if v.key == key || key == "timeouts" {
+			lines = append(append(lines, v.line), v.opts...)
+		}
 	}
-	for k := range b {
-		m[k] = true
+	return append(lines, s.globals...)
+}
+
+// serverLines are the real= and fallback lines naming addr in the
+// sections that make the entry.
+func (s *ldSource) serverLines(key, addr string) []int {
+	var lines []int
+	for _, v := range s.virtuals {
+		if v.key == key || key == "timeouts" {
+			lines = append(append(lines, v.reals[addr]...), v.falls[addr]...)
+		}
 	}
-	return slices.Sorted(maps.Keys(m))
+	return lines
 }
