@@ -84,23 +84,35 @@ services:
     real_servers:
       - {address: 10.0.1.11}
 `)
-	for _, rs := range []string{"10.0.1.11:9999", "10.0.2.12:9999", "[2001:db8:2::11]:9999", "[2001:db8:3::12]:9999"} {
-		waitKernel(t, dir, "-r "+rs+" -m -w 1", 3*time.Second)
-	}
 	// A reply without the expected text never makes a server healthy.
+	downAndBack(t, dir, "UDP responder", "9999", "-a -u 192.0.2.10:9998 -r 10.0.1.11:9998 -m -w 0", stop1,
+		func() { serveUDP(t, rs1, ":9999", pong) })
+}
+
+// downAndBack is the course of the UDP-based check tests on natFarm's
+// dual-stack real servers: all four at weight 1 on port; the decoy (an
+// ipvsadm line of a real server whose answers must never pass) still at
+// weight 0 after a window, since proving that a server stays out takes
+// one; rs1's responder stopped, and rs1 at 0 on both families while rs2
+// stays at 1; the responder restarted, and rs1 back at 1.
+func downAndBack(t *testing.T, dir *topo.Host, what, port, decoy string, stop, restart func()) {
+	t.Helper()
+	for _, rs := range []string{"10.0.1.11", "10.0.2.12", "[2001:db8:2::11]", "[2001:db8:3::12]"} {
+		waitKernel(t, dir, "-r "+rs+":"+port+" -m -w 1", 3*time.Second)
+	}
 	time.Sleep(time.Second)
-	waitKernel(t, dir, "-a -u 192.0.2.10:9998 -r 10.0.1.11:9998 -m -w 0", time.Second)
+	waitKernel(t, dir, decoy, time.Second)
 
-	stop1()
-	took := waitKernel(t, dir, "-r 10.0.1.11:9999 -m -w 0", 5*time.Second)
-	waitKernel(t, dir, "-r [2001:db8:2::11]:9999 -m -w 0", 5*time.Second)
-	t.Logf("stopped UDP responder at weight 0 after %v", took.Round(time.Millisecond))
-	waitKernel(t, dir, "-r 10.0.2.12:9999 -m -w 1", time.Second)
-	waitKernel(t, dir, "-r [2001:db8:3::12]:9999 -m -w 1", time.Second)
+	stop()
+	took := waitKernel(t, dir, "-r 10.0.1.11:"+port+" -m -w 0", 5*time.Second)
+	waitKernel(t, dir, "-r [2001:db8:2::11]:"+port+" -m -w 0", 5*time.Second)
+	t.Logf("stopped %s at weight 0 after %v", what, took.Round(time.Millisecond))
+	waitKernel(t, dir, "-r 10.0.2.12:"+port+" -m -w 1", time.Second)
+	waitKernel(t, dir, "-r [2001:db8:3::12]:"+port+" -m -w 1", time.Second)
 
-	serveUDP(t, rs1, ":9999", pong)
-	waitKernel(t, dir, "-r 10.0.1.11:9999 -m -w 1", 3*time.Second)
-	waitKernel(t, dir, "-r [2001:db8:2::11]:9999 -m -w 1", 3*time.Second)
+	restart()
+	waitKernel(t, dir, "-r 10.0.1.11:"+port+" -m -w 1", 3*time.Second)
+	waitKernel(t, dir, "-r [2001:db8:2::11]:"+port+" -m -w 1", 3*time.Second)
 }
 
 // TestCheckICMP: icmp checks over IPv4 and IPv6; a real server that stops
@@ -205,19 +217,6 @@ services:
     real_servers:
       - {address: 10.0.1.11}
 `)
-	for _, rs := range []string{"10.0.1.11:5060", "10.0.2.12:5060", "[2001:db8:2::11]:5060", "[2001:db8:3::12]:5060"} {
-		waitKernel(t, dir, "-r "+rs+" -m -w 1", 3*time.Second)
-	}
-	time.Sleep(time.Second)
-	waitKernel(t, dir, "-r 10.0.1.11:5061 -m -w 0", time.Second)
-
-	stop1()
-	took := waitKernel(t, dir, "-r 10.0.1.11:5060 -m -w 0", 5*time.Second)
-	waitKernel(t, dir, "-r [2001:db8:2::11]:5060 -m -w 0", 5*time.Second)
-	t.Logf("stopped SIP responder at weight 0 after %v", took.Round(time.Millisecond))
-	waitKernel(t, dir, "-r 10.0.2.12:5060 -m -w 1", time.Second)
-
-	serveUDP(t, rs1, ":5060", sipUAS("200 OK"))
-	waitKernel(t, dir, "-r 10.0.1.11:5060 -m -w 1", 3*time.Second)
-	waitKernel(t, dir, "-r [2001:db8:2::11]:5060 -m -w 1", 3*time.Second)
+	downAndBack(t, dir, "SIP responder", "5060", "-r 10.0.1.11:5061 -m -w 0", stop1,
+		func() { serveUDP(t, rs1, ":5060", sipUAS("200 OK")) })
 }
